@@ -1,0 +1,112 @@
+// Package wetix is a Vault secrets engine that serves WeTix Open API access
+// tokens. An operator writes the WeTix client credentials to config once; apps
+// read token and get a valid access token as a leased secret. Behind that read
+// the engine refreshes through WeTix, stores every rotated refresh token before
+// answering, and falls back to the client-credentials grant when the refresh
+// token is missing, dead or in doubt.
+package wetix
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
+)
+
+// Version is the plugin's semantic version, set at build time with
+// -ldflags "-X github.com/wetix-oss/vault-plugin-secrets-wetix.Version=v1.2.3".
+// Vault shows it in `vault plugin info` and `vault secrets list -detailed`.
+var Version = "v0.0.0-dev"
+
+// backend is one mount of the engine.
+type backend struct {
+	*framework.Backend
+
+	tokens *tokenSource
+	// config caches the stored config; nil means "read storage".
+	config atomic.Pointer[wetixConfig]
+	now    func() time.Time
+}
+
+// Factory is what Vault calls to create a mount.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(conf.Logger, time.Now)
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend(logger hclog.Logger, now func() time.Time) *backend {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	b := &backend{now: now}
+	b.tokens = &tokenSource{
+		now:             now,
+		logger:          logger.Named("tokens"),
+		canWrite:        b.canWrite,
+		retry:           defaultRetryPolicy,
+		failureCooldown: 5 * time.Second,
+		newClient: func(cfg *wetixConfig) grantClient {
+			return client.New(client.Config{
+				BaseURL:      cfg.oauthURL(),
+				ClientID:     cfg.ClientID,
+				ClientSecret: cfg.ClientSecret,
+				Timeout:      cfg.RequestTimeout,
+				Now:          now,
+			})
+		},
+	}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			// Both entries hold secrets: the client secret, the refresh
+			// token. A capable seal wraps them at rest.
+			SealWrapStorage: []string{configStoragePath, tokensStoragePath},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
+		),
+		Secrets:        []*framework.Secret{secretAccessToken(b)},
+		Invalidate:     b.invalidate,
+		PeriodicFunc:   b.periodic,
+		RunningVersion: Version,
+	}
+	return b
+}
+
+// canWrite is false on a performance standby, a performance secondary
+// (for a replicated mount) or a DR secondary, where storage is read-only and
+// a request that must write has to be forwarded to the active node.
+func (b *backend) canWrite() bool {
+	return b.WriteSafeReplicationState()
+}
+
+// invalidate drops in-memory copies when another node changes storage.
+func (b *backend) invalidate(_ context.Context, key string) {
+	switch key {
+	case configStoragePath:
+		b.config.Store(nil)
+		b.tokens.invalidate()
+	case tokensStoragePath:
+		b.tokens.invalidate()
+	}
+}
+
+const backendHelp = `
+The WeTix secrets engine serves WeTix Open API access tokens.
+
+An operator writes the WeTix client credentials to "config" once; they can
+never be read back. Apps read "token" and get a valid access token as a leased,
+non-renewable secret. The engine refreshes the token through WeTix before it
+expires, stores the rotated refresh token before answering, and falls back to
+the client-credentials grant whenever the refresh token is missing or rejected.
+`

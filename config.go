@@ -1,0 +1,140 @@
+package wetix
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
+)
+
+const configStoragePath = "config"
+
+const (
+	envProduction = "production"
+	envSandbox    = "sandbox"
+
+	defaultTTL            = time.Hour
+	defaultRequestTimeout = 30 * time.Second
+	maxRequestTimeout     = 5 * time.Minute
+	// defaultRefreshWindow: a token is refreshed when less than this share of
+	// its life remains (6 of 60 days for WeTix's access tokens).
+	defaultRefreshWindow = 0.1
+)
+
+// wetixConfig is the stored config entry. It is seal-wrapped: it holds the
+// client secret and possibly a seed refresh token.
+type wetixConfig struct {
+	ClientID         string        `json:"client_id"`
+	ClientSecret     string        `json:"client_secret"`
+	Environment      string        `json:"environment"`
+	BaseURL          string        `json:"base_url,omitempty"`
+	SeedRefreshToken string        `json:"seed_refresh_token,omitempty"`
+	TTL              time.Duration `json:"ttl"`
+	RequestTimeout   time.Duration `json:"request_timeout"`
+	RefreshWindow    float64       `json:"refresh_window"`
+	// Generation changes whenever the stored tokens stop being valid for this
+	// config: new client credentials, a new OAuth URL, or a new seed refresh
+	// token. Tokens carry the generation they were obtained under, so a
+	// single write of the config entry is enough to retire them, with
+	// nothing half-written if a second write were to fail.
+	Generation string    `json:"generation"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// oauthURL is the WeTix OAuth base URL the config points at.
+func (c *wetixConfig) oauthURL() string {
+	if c.BaseURL != "" {
+		return c.BaseURL
+	}
+	if c.Environment == envSandbox {
+		return client.SandboxURL
+	}
+	return client.ProductionURL
+}
+
+func readConfig(ctx context.Context, storage logical.Storage) (*wetixConfig, error) {
+	entry, err := storage.Get(ctx, configStoragePath)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	var cfg wetixConfig
+	if err := entry.DecodeJSON(&cfg); err != nil {
+		return nil, fmt.Errorf("decoding config: %w", err)
+	}
+	if cfg.RefreshWindow <= 0 || cfg.RefreshWindow >= 1 {
+		cfg.RefreshWindow = defaultRefreshWindow
+	}
+	return &cfg, nil
+}
+
+func writeConfig(ctx context.Context, storage logical.Storage, cfg *wetixConfig) error {
+	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	return storage.Put(ctx, entry)
+}
+
+// configFor returns the config, cached in memory after the first read.
+func (b *backend) configFor(ctx context.Context, storage logical.Storage) (*wetixConfig, error) {
+	if cfg := b.config.Load(); cfg != nil {
+		return cfg, nil
+	}
+	cfg, err := readConfig(ctx, storage)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	b.config.Store(cfg)
+	return cfg, nil
+}
+
+func newGeneration() string {
+	var buf [12]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		// crypto/rand does not fail on supported platforms; a time-based
+		// value is still unique enough to tell generations apart.
+		return fmt.Sprintf("t%x", time.Now().UnixNano())
+	}
+	return hex.EncodeToString(buf[:])
+}
+
+// validateBaseURL allows https anywhere and plain http only to loopback: the
+// client secret travels in every request's Authorization header.
+func validateBaseURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("base_url %q is not an absolute URL; give one like https://oauth.wetix.my", raw)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("base_url must not contain credentials, a query or a fragment; give the OAuth server's base URL only, like https://oauth.wetix.my")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return "", fmt.Errorf("base_url %q uses plain http to a non-loopback host, which would send the client secret unencrypted; use https:// (http:// is allowed only to 127.0.0.1, ::1 or localhost, e.g. a local emulator)", u.Redacted())
+		}
+	default:
+		return "", fmt.Errorf("base_url scheme %q is not supported; use https://", u.Scheme)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

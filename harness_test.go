@@ -1,0 +1,173 @@
+package wetix
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
+)
+
+// fakeClock is shared by the backend and the emulator so tests move time
+// instead of sleeping.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// flakyStorage fails Put on demand, to model a storage outage after WeTix
+// has already rotated the refresh token.
+type flakyStorage struct {
+	logical.Storage
+	failPuts atomic.Bool
+	puts     atomic.Int64
+}
+
+var errStorageDown = errors.New("storage backend unavailable")
+
+func (s *flakyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if s.failPuts.Load() {
+		return errStorageDown
+	}
+	s.puts.Add(1)
+	return s.Storage.Put(ctx, e)
+}
+
+type harness struct {
+	t       *testing.T
+	b       *backend
+	storage *flakyStorage
+	clock   *fakeClock
+	wetix   *wetixtest.Server
+	logs    *logCapture
+}
+
+type harnessOption func(*wetixtest.Options)
+
+func newHarness(t *testing.T, opts ...harnessOption) *harness {
+	t.Helper()
+	clock := newFakeClock()
+	wopts := wetixtest.Options{
+		ClientID:     "client-1",
+		ClientSecret: "s3cret-client-secret-value",
+		AccessTTL:    time.Hour,
+		RefreshTTL:   24 * time.Hour,
+		Now:          clock.Now,
+	}
+	for _, o := range opts {
+		o(&wopts)
+	}
+	srv := wetixtest.New(wopts)
+	t.Cleanup(srv.Close)
+
+	logs := &logCapture{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
+	b := newBackend(logger, clock.Now)
+	b.tokens.failureCooldown = 0
+	b.tokens.retry = retryPolicy{attempts: 4, base: 5 * time.Millisecond, max: 3 * time.Second, overallCap: 20 * time.Second}
+	conf := logical.TestBackendConfig()
+	conf.Logger = logger
+	if err := b.Setup(context.Background(), conf); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, b: b, storage: &flakyStorage{Storage: &logical.InmemStorage{}}, clock: clock, wetix: srv, logs: logs}
+}
+
+func (h *harness) request(op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
+	h.t.Helper()
+	return h.b.HandleRequest(context.Background(), &logical.Request{
+		Operation: op,
+		Path:      path,
+		Data:      data,
+		Storage:   h.storage,
+	})
+}
+
+// configure writes a valid config pointing at the emulator, plus extra fields.
+func (h *harness) configure(extra map[string]interface{}) {
+	h.t.Helper()
+	data := map[string]interface{}{
+		"client_id":     "client-1",
+		"client_secret": "s3cret-client-secret-value",
+		"base_url":      h.wetix.URL(),
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	resp, err := h.request(logical.CreateOperation, "config", data)
+	if err != nil || resp.IsError() {
+		h.t.Fatalf("config write: resp=%v err=%v", resp, err)
+	}
+}
+
+// readToken reads the token path and fails the test on any error.
+func (h *harness) readToken() *logical.Response {
+	h.t.Helper()
+	resp, err := h.request(logical.ReadOperation, "token", nil)
+	if err != nil || resp.IsError() {
+		h.t.Fatalf("token read: resp=%v err=%v", resp, err)
+	}
+	return resp
+}
+
+func (h *harness) stored() *tokenState {
+	h.t.Helper()
+	st, err := readTokenState(context.Background(), h.storage.Storage)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+func (h *harness) calls() (clientCredentials, refresh int) {
+	return h.wetix.Calls(wetixtest.GrantClientCredentials), h.wetix.Calls(wetixtest.GrantRefresh)
+}
+
+func (h *harness) wantCalls(clientCredentials, refresh int) {
+	h.t.Helper()
+	cc, rf := h.calls()
+	if cc != clientCredentials || rf != refresh {
+		h.t.Fatalf("upstream calls: client_credentials=%d refresh=%d, want %d and %d", cc, rf, clientCredentials, refresh)
+	}
+}
+
+// logCapture collects the plugin's log output so tests can look for leaks.
+type logCapture struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *logCapture) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	return len(p), nil
+}
+
+func (l *logCapture) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
+}

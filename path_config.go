@@ -1,0 +1,253 @@
+package wetix
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathConfig(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "config",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "wetix",
+			OperationSuffix: "configuration",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"client_id": {
+				Type:        framework.TypeString,
+				Description: "WeTix client ID, as issued by WeTix. Required when the config is first written.",
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Client ID"},
+			},
+			"client_secret": {
+				Type:        framework.TypeString,
+				Description: "WeTix client secret. Required when the config is first written. Write-only: never returned by a read.",
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Client secret", Sensitive: true},
+			},
+			"environment": {
+				Type:          framework.TypeString,
+				Description:   `WeTix environment: "production" (https://oauth.wetix.my) or "sandbox" (https://sb-oauth.wetix.my). Ignored when base_url is set.`,
+				Default:       envProduction,
+				AllowedValues: []interface{}{envProduction, envSandbox},
+			},
+			"base_url": {
+				Type:        framework.TypeString,
+				Description: "Overrides environment with another OAuth base URL. Must be https://, or http:// to a loopback address (a local emulator). Write an empty string to go back to environment.",
+			},
+			"refresh_token": {
+				Type:        framework.TypeString,
+				Description: "Optional refresh token you already hold, used for the first refresh instead of the client-credentials grant. Write-only: never returned by a read.",
+				DisplayAttrs: &framework.DisplayAttributes{Name: "Seed refresh token", Sensitive: true},
+			},
+			"ttl": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Lease TTL of a token read (default 1h; 0 restores the default). A lease never outlives the access token it carries, whatever this says.",
+				Default:     int(defaultTTL.Seconds()),
+			},
+			"request_timeout": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Timeout of each call to WeTix (default 30s, at most 5m; 0 restores the default).",
+				Default:     int(defaultRequestTimeout.Seconds()),
+			},
+		},
+		ExistenceCheck: b.configExists,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.CreateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Write the WeTix client configuration."},
+			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Change the WeTix client configuration; only the fields given change."},
+			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathConfigRead, Summary: "Read the configuration, without its secrets."},
+			logical.DeleteOperation: &framework.PathOperation{Callback: b.pathConfigDelete, Summary: "Delete the configuration and every stored token."},
+		},
+		HelpSynopsis:    "Configure the WeTix client credentials.",
+		HelpDescription: strings.TrimSpace(configHelp),
+	}
+}
+
+const configHelp = `
+Writes the WeTix client credentials the engine uses to obtain access tokens.
+client_id and client_secret are required the first time; later writes change
+only the fields given. Changing client_id, client_secret or the OAuth URL
+(environment, base_url) discards the stored tokens, which belong to the old
+client. The client secret and the seed refresh token are never returned: a read
+says only whether they are set.
+`
+
+func (b *backend) configExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
+	cfg, err := readConfig(ctx, req.Storage)
+	return cfg != nil, err
+}
+
+func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	cfg, err := b.configFor(ctx, req.Storage)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]interface{}{
+		"client_id":            cfg.ClientID,
+		"client_secret_set":    cfg.ClientSecret != "",
+		"environment":          cfg.Environment,
+		"base_url":             cfg.BaseURL,
+		"oauth_url":            cfg.oauthURL(),
+		"refresh_token_seeded": cfg.SeedRefreshToken != "",
+		"ttl":                  int64(cfg.TTL.Seconds()),
+		"request_timeout":      int64(cfg.RequestTimeout.Seconds()),
+		"updated_at":           cfg.UpdatedAt.UTC().Format(time.RFC3339),
+	}}, nil
+}
+
+func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	// Hold the refresh lock: a refresh that started with the old credentials
+	// must not store its tokens after this write, nor this write land in the
+	// middle of one.
+	b.tokens.mu.Lock()
+	defer b.tokens.mu.Unlock()
+
+	prev, err := readConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := mergeConfig(prev, d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), logical.ErrInvalidRequest
+	}
+	cfg.UpdatedAt = b.now()
+	if err := writeConfig(ctx, req.Storage, cfg); err != nil {
+		return nil, err
+	}
+	b.config.Store(cfg)
+	if prev == nil || prev.Generation != cfg.Generation {
+		b.tokens.resetLocked()
+		b.retireTokens(ctx, req.Storage, cfg)
+	}
+	return nil, nil
+}
+
+// retireTokens physically drops the tokens of an earlier generation, keeping
+// their history. Best effort: the generation change already retired them.
+func (b *backend) retireTokens(ctx context.Context, storage logical.Storage, cfg *wetixConfig) {
+	old, err := readTokenState(ctx, storage)
+	if err != nil {
+		return
+	}
+	fresh := old.forGeneration(cfg)
+	if err := writeTokenState(ctx, storage, fresh); err == nil {
+		b.tokens.cached.Store(fresh)
+	}
+}
+
+// mergeConfig applies the fields given to the previous config (nil on
+// create), validating each one. It returns a new value; prev is not changed.
+func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error) {
+	creating := prev == nil
+	cfg := &wetixConfig{Environment: envProduction, TTL: defaultTTL, RequestTimeout: defaultRequestTimeout, RefreshWindow: defaultRefreshWindow}
+	if !creating {
+		c := *prev
+		cfg = &c
+	}
+
+	if v, ok := d.GetOk("client_id"); ok {
+		id := strings.TrimSpace(v.(string))
+		switch {
+		case id == "":
+			return nil, fmt.Errorf("client_id must not be empty; give the client ID WeTix issued")
+		case strings.Contains(id, ":"):
+			return nil, fmt.Errorf("client_id must not contain ':' (HTTP Basic authentication cannot carry it); check that you did not paste client_id:client_secret")
+		}
+		cfg.ClientID = id
+	} else if creating {
+		return nil, fmt.Errorf("client_id is required when creating the config: vault write <mount>/config client_id=... client_secret=...")
+	}
+
+	if v, ok := d.GetOk("client_secret"); ok {
+		secret := strings.TrimSpace(v.(string))
+		if secret == "" {
+			return nil, fmt.Errorf("client_secret must not be empty; give the client secret WeTix issued")
+		}
+		cfg.ClientSecret = secret
+	} else if creating {
+		return nil, fmt.Errorf("client_secret is required when creating the config: vault write <mount>/config client_id=... client_secret=...")
+	}
+
+	if v, ok := d.GetOk("environment"); ok {
+		env := strings.ToLower(strings.TrimSpace(v.(string)))
+		if env != envProduction && env != envSandbox {
+			return nil, fmt.Errorf("environment %q is not known; use %q or %q (or set base_url)", v, envProduction, envSandbox)
+		}
+		cfg.Environment = env
+	}
+
+	if v, ok := d.GetOk("base_url"); ok {
+		raw := strings.TrimSpace(v.(string))
+		if raw == "" {
+			cfg.BaseURL = ""
+		} else {
+			u, err := validateBaseURL(raw)
+			if err != nil {
+				return nil, err
+			}
+			cfg.BaseURL = u
+		}
+	}
+
+	if v, ok := d.GetOk("ttl"); ok {
+		ttl := time.Duration(v.(int)) * time.Second
+		switch {
+		case ttl < 0:
+			return nil, fmt.Errorf("ttl must not be negative; give a duration such as 1h, or 0 for the default")
+		case ttl == 0:
+			ttl = defaultTTL
+		}
+		cfg.TTL = ttl
+	}
+
+	if v, ok := d.GetOk("request_timeout"); ok {
+		timeout := time.Duration(v.(int)) * time.Second
+		switch {
+		case timeout < 0:
+			return nil, fmt.Errorf("request_timeout must not be negative; give a duration such as 30s, or 0 for the default")
+		case timeout == 0:
+			timeout = defaultRequestTimeout
+		case timeout > maxRequestTimeout:
+			return nil, fmt.Errorf("request_timeout %s is longer than the %s allowed; Vault would time the request out first", timeout, maxRequestTimeout)
+		}
+		cfg.RequestTimeout = timeout
+	}
+
+	seed, seeded := d.GetOk("refresh_token")
+	if seeded {
+		s := strings.TrimSpace(seed.(string))
+		if s == "" {
+			return nil, fmt.Errorf("refresh_token must not be empty; omit the field to let the engine use the client-credentials grant")
+		}
+		seed = s
+	}
+
+	if creating || seeded || cfg.ClientID != prev.ClientID || cfg.ClientSecret != prev.ClientSecret || cfg.oauthURL() != prev.oauthURL() {
+		cfg.Generation = newGeneration()
+		cfg.SeedRefreshToken = ""
+		if seeded {
+			cfg.SeedRefreshToken = seed.(string)
+		}
+	}
+	return cfg, nil
+}
+
+func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.tokens.mu.Lock()
+	defer b.tokens.mu.Unlock()
+	// Tokens first: if the second delete fails, the config left behind can
+	// still mint new tokens, whereas orphaned tokens would hold a live
+	// refresh token nobody can reach.
+	if err := req.Storage.Delete(ctx, tokensStoragePath); err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
+		return nil, err
+	}
+	b.tokens.resetLocked()
+	b.config.Store(nil)
+	return nil, nil
+}

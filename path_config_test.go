@@ -1,0 +1,202 @@
+package wetix
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func TestConfigCreateReadUpdateDelete(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"ttl": "30m", "request_timeout": "10s"})
+
+	resp, err := h.request(logical.ReadOperation, "config", nil)
+	if err != nil || resp == nil {
+		t.Fatalf("read: %v %v", resp, err)
+	}
+	want := map[string]interface{}{
+		"client_id":            "client-1",
+		"client_secret_set":    true,
+		"environment":          "production",
+		"base_url":             h.wetix.URL(),
+		"oauth_url":            h.wetix.URL(),
+		"refresh_token_seeded": false,
+		"ttl":                  int64(1800),
+		"request_timeout":      int64(10),
+	}
+	for k, v := range want {
+		if resp.Data[k] != v {
+			t.Errorf("config read %s = %#v, want %#v", k, resp.Data[k], v)
+		}
+	}
+
+	// An update changes only the fields given.
+	if resp, err := h.request(logical.UpdateOperation, "config", map[string]interface{}{"ttl": "2h"}); err != nil || resp.IsError() {
+		t.Fatalf("update: %v %v", resp, err)
+	}
+	resp, _ = h.request(logical.ReadOperation, "config", nil)
+	if resp.Data["ttl"] != int64(7200) || resp.Data["client_id"] != "client-1" || resp.Data["request_timeout"] != int64(10) {
+		t.Fatalf("after update: %v", resp.Data)
+	}
+
+	// Dropping base_url goes back to the environment's URL.
+	if _, err := h.request(logical.UpdateOperation, "config", map[string]interface{}{"base_url": "", "environment": "sandbox"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = h.request(logical.ReadOperation, "config", nil)
+	if resp.Data["oauth_url"] != "https://sb-oauth.wetix.my" {
+		t.Fatalf("sandbox oauth_url = %v", resp.Data["oauth_url"])
+	}
+
+	if _, err := h.request(logical.DeleteOperation, "config", nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = h.request(logical.ReadOperation, "config", nil)
+	if err != nil || resp != nil {
+		t.Fatalf("read after delete: %v %v", resp, err)
+	}
+	if e, _ := h.storage.Get(t.Context(), tokensStoragePath); e != nil {
+		t.Fatal("tokens survived config delete")
+	}
+}
+
+func TestConfigReadNeverShowsSecrets(t *testing.T) {
+	h := newHarness(t)
+	seed := h.wetix.SeedRefreshToken()
+	h.configure(map[string]interface{}{"refresh_token": seed})
+	h.readToken()
+
+	resp, err := h.request(logical.ReadOperation, "config", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(resp.Data)
+	for _, secret := range []string{"s3cret-client-secret-value", seed, h.wetix.LastIssued().RefreshToken, h.wetix.LastIssued().AccessToken} {
+		if strings.Contains(string(raw), secret) {
+			t.Fatalf("config read leaks a secret: %s", raw)
+		}
+	}
+	if resp.Data["refresh_token_seeded"] != true {
+		t.Fatalf("refresh_token_seeded = %v", resp.Data["refresh_token_seeded"])
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	valid := func(h *harness) map[string]interface{} {
+		return map[string]interface{}{"client_id": "client-1", "client_secret": "secret", "base_url": h.wetix.URL()}
+	}
+	cases := []struct {
+		name    string
+		mutate  func(map[string]interface{})
+		wantMsg string
+	}{
+		{"missing client_id", func(d map[string]interface{}) { delete(d, "client_id") }, "client_id is required"},
+		{"empty client_id", func(d map[string]interface{}) { d["client_id"] = "  " }, "client_id must not be empty"},
+		{"colon in client_id", func(d map[string]interface{}) { d["client_id"] = "a:b" }, "client_id must not contain ':'"},
+		{"missing client_secret", func(d map[string]interface{}) { delete(d, "client_secret") }, "client_secret is required"},
+		{"empty client_secret", func(d map[string]interface{}) { d["client_secret"] = "" }, "client_secret must not be empty"},
+		{"unknown environment", func(d map[string]interface{}) { d["environment"] = "staging" }, `environment "staging" is not known`},
+		{"relative base_url", func(d map[string]interface{}) { d["base_url"] = "oauth.wetix.my" }, "base_url"},
+		{"http to a remote host", func(d map[string]interface{}) { d["base_url"] = "http://oauth.wetix.my" }, "plain http to a non-loopback host"},
+		{"ftp scheme", func(d map[string]interface{}) { d["base_url"] = "ftp://127.0.0.1" }, `scheme "ftp" is not supported`},
+		{"credentials in base_url", func(d map[string]interface{}) { d["base_url"] = "https://u:p@oauth.wetix.my" }, "must not contain credentials"},
+		{"negative ttl", func(d map[string]interface{}) { d["ttl"] = -5 }, `field "ttl": cannot provide negative value`},
+		{"negative request_timeout", func(d map[string]interface{}) { d["request_timeout"] = -1 }, `field "request_timeout": cannot provide negative value`},
+		{"huge request_timeout", func(d map[string]interface{}) { d["request_timeout"] = "1h" }, "request_timeout 1h0m0s is longer"},
+		{"empty refresh_token", func(d map[string]interface{}) { d["refresh_token"] = " " }, "refresh_token must not be empty"},
+		{"ttl not a duration", func(d map[string]interface{}) { d["ttl"] = "soon" }, "ttl"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			data := valid(h)
+			tc.mutate(data)
+			resp, err := h.request(logical.CreateOperation, "config", data)
+			msg := ""
+			if resp != nil && resp.IsError() {
+				msg = resp.Error().Error()
+			} else if err != nil {
+				msg = err.Error()
+			}
+			if !strings.Contains(msg, tc.wantMsg) {
+				t.Fatalf("error %q does not contain %q", msg, tc.wantMsg)
+			}
+			if e, _ := h.storage.Get(t.Context(), configStoragePath); e != nil {
+				t.Fatal("an invalid config was stored")
+			}
+		})
+	}
+}
+
+func TestConfigInvalidUpdateChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.readToken()
+	before := h.stored()
+
+	resp, err := h.request(logical.UpdateOperation, "config", map[string]interface{}{
+		"client_id": "client-2", "environment": "nowhere",
+	})
+	if err == nil && !resp.IsError() {
+		t.Fatal("invalid update accepted")
+	}
+	read, _ := h.request(logical.ReadOperation, "config", nil)
+	if read.Data["client_id"] != "client-1" {
+		t.Fatalf("client_id changed by a refused update: %v", read.Data["client_id"])
+	}
+	if after := h.stored(); after.AccessToken != before.AccessToken || after.RefreshToken != before.RefreshToken {
+		t.Fatal("tokens changed by a refused update")
+	}
+}
+
+func TestConfigLoopbackHTTPAllowed(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8089", "http://localhost:8089/", "http://[::1]:8089", "https://oauth.example.com/prefix/"} {
+		if _, err := validateBaseURL(u); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	got, _ := validateBaseURL("https://oauth.example.com/prefix/")
+	if got != "https://oauth.example.com/prefix" {
+		t.Errorf("trailing slash kept: %s", got)
+	}
+}
+
+func TestConfigCredentialChangeDiscardsTokens(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	first := h.readToken().Data["access_token"]
+	h.wantCalls(1, 0)
+
+	// A ttl change keeps the tokens: the next read is served from cache.
+	h.request(logical.UpdateOperation, "config", map[string]interface{}{"ttl": "10m"})
+	if got := h.readToken().Data["access_token"]; got != first {
+		t.Fatal("ttl change discarded the tokens")
+	}
+	h.wantCalls(1, 0)
+
+	// A client_id change discards them: the next read tries the
+	// client-credentials grant with the new ID (which this emulator rejects),
+	// never the old client's refresh token.
+	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_id": "client-2"})
+	resp, err := h.request(logical.ReadOperation, "token", nil)
+	if !strings.Contains(errText(resp, err), "WeTix rejected the client credentials") {
+		t.Fatalf("read with an unknown client_id: %q", errText(resp, err))
+	}
+	h.wantCalls(2, 0)
+	if st := h.stored(); st.AccessToken != "" || st.RefreshToken != "" {
+		t.Fatal("the old client's tokens are still stored")
+	}
+	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_id": "client-1"})
+	if got := h.readToken().Data["access_token"]; got == first {
+		t.Fatal("the discarded token came back")
+	}
+	h.wantCalls(3, 0)
+
+	// The same holds for client_secret.
+	h.wetix.SetClientSecret("rotated-secret")
+	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_secret": "rotated-secret"})
+	h.readToken()
+	h.wantCalls(4, 0)
+}

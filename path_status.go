@@ -1,0 +1,124 @@
+package wetix
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathStatus(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "status",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "wetix",
+			OperationSuffix: "status",
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathStatusRead,
+				Summary:  "Health of the mount's WeTix credential, without any secret.",
+				Responses: map[int][]framework.Response{
+					200: {{Description: "OK", Fields: statusFields}},
+				},
+			},
+		},
+		HelpSynopsis:    "Show the health of the WeTix credential without showing it.",
+		HelpDescription: strings.TrimSpace(statusHelp),
+	}
+}
+
+const statusHelp = `
+Reports the state of the mount's WeTix credential without any secret: when the
+access token and the refresh token expire, when and by which grant the last
+refresh ran, how many refreshes and failures there were, the last error, and
+whether a refresh is due. "healthy" sums it up and "advice" says what to do
+when it is false. The history is kept in storage, so every node of an HA
+cluster reports the same.
+`
+
+var statusFields = map[string]*framework.FieldSchema{
+	"healthy":                   {Type: framework.TypeBool, Description: "True when a valid access token is held, or can be had, and the last refresh did not fail."},
+	"advice":                    {Type: framework.TypeString, Description: "What to do when healthy is false."},
+	"configured":                {Type: framework.TypeBool, Description: "Whether config has been written."},
+	"access_token_expires_at":   {Type: framework.TypeTime, Description: "When the current access token expires (RFC 3339); empty when none is held."},
+	"refresh_token_expires_at":  {Type: framework.TypeTime, Description: "When the stored refresh token expires (RFC 3339); empty when unknown or none is held."},
+	"refresh_token_usable":      {Type: framework.TypeBool, Description: "Whether the next refresh will use the refresh grant (false: the client-credentials grant)."},
+	"refresh_due":               {Type: framework.TypeBool, Description: "Whether the next read or periodic tick will refresh."},
+	"last_refresh_at":           {Type: framework.TypeTime, Description: "When the last successful refresh ran."},
+	"last_grant":                {Type: framework.TypeString, Description: `Grant of the last successful refresh: "refresh_token" or "client_credentials".`},
+	"refreshes":                 {Type: framework.TypeInt64, Description: "Successful refreshes since the mount was created."},
+	"refresh_grants":            {Type: framework.TypeInt64, Description: "Successful refreshes through the refresh grant."},
+	"client_credentials_grants": {Type: framework.TypeInt64, Description: "Successful refreshes through the client-credentials grant."},
+	"failures":                  {Type: framework.TypeInt64, Description: "Refreshes that failed (each may have retried several times)."},
+	"last_error":                {Type: framework.TypeString, Description: "The last refresh error, never containing a secret."},
+	"last_error_at":             {Type: framework.TypeTime, Description: "When the last error happened."},
+}
+
+func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	return b.statusResponse(ctx, req.Storage)
+}
+
+func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (*logical.Response, error) {
+	cfg, err := b.configFor(ctx, storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return &logical.Response{Data: map[string]interface{}{
+			"configured": false,
+			"healthy":    false,
+			"advice":     "Write the client credentials: vault write <mount>/config client_id=... client_secret=...",
+		}}, nil
+	}
+	st, err := b.tokens.current(ctx, storage, cfg)
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	healthy, advice := health(st, now)
+	return &logical.Response{Data: map[string]interface{}{
+		"configured":                true,
+		"healthy":                   healthy,
+		"advice":                    advice,
+		"access_token_expires_at":   formatTime(st.AccessExpiresAt),
+		"refresh_token_expires_at":  formatTime(st.RefreshExpiresAt),
+		"refresh_token_usable":      st.usableRefreshToken(now),
+		"refresh_due":               b.tokens.due(st, cfg),
+		"last_refresh_at":           formatTime(st.Stats.LastRefreshAt),
+		"last_grant":                st.Stats.LastGrant,
+		"refreshes":                 st.Stats.Refreshes,
+		"refresh_grants":            st.Stats.RefreshGrants,
+		"client_credentials_grants": st.Stats.CredentialGrants,
+		"failures":                  st.Stats.Failures,
+		"last_error":                st.Stats.LastError,
+		"last_error_at":             formatTime(st.Stats.LastErrorAt),
+	}}, nil
+}
+
+// health answers the operator's question: is this working, and if not, what
+// do I do?
+func health(st *tokenState, now time.Time) (bool, string) {
+	lastFailed := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(st.Stats.LastRefreshAt)
+	switch {
+	case lastFailed && strings.Contains(st.Stats.LastError, "invalid_client"):
+		return false, "WeTix rejects the client credentials. Write the current ones: vault write <mount>/config client_id=... client_secret=..."
+	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt):
+		return false, "The last refresh failed; the current access token is still served until " + formatTime(st.AccessExpiresAt) + ". See last_error; force a retry with vault write -f <mount>/rotate."
+	case lastFailed:
+		return false, "The last refresh failed and no valid access token is held. See last_error; force a retry with vault write -f <mount>/rotate."
+	case !st.hasAccessToken():
+		return true, "No token yet; the first read of <mount>/token will get one."
+	default:
+		return true, ""
+	}
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

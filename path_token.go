@@ -1,0 +1,106 @@
+package wetix
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const secretAccessTokenType = "wetix_access_token"
+
+func pathToken(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "token",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "wetix",
+			OperationVerb:   "generate",
+			OperationSuffix: "access-token",
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathTokenRead,
+				Summary:  "Get a valid WeTix access token as a leased secret.",
+				Responses: map[int][]framework.Response{
+					200: {{Description: "OK", Fields: tokenResponseFields}},
+				},
+			},
+		},
+		HelpSynopsis:    "Read a valid WeTix access token.",
+		HelpDescription: strings.TrimSpace(tokenHelp),
+	}
+}
+
+var tokenResponseFields = map[string]*framework.FieldSchema{
+	"access_token": {Type: framework.TypeString, Description: "The WeTix Open API access token (a JWT); send it as Authorization: Bearer <access_token>."},
+	"token_type":   {Type: framework.TypeString, Description: `Always "Bearer".`},
+	"expires_at":   {Type: framework.TypeTime, Description: "When WeTix stops accepting the access token (RFC 3339). The lease always ends before it."},
+}
+
+const tokenHelp = `
+Returns the mount's current WeTix access token as a leased, non-renewable
+secret: access_token, token_type and expires_at. Reads of a token that is not
+close to expiry are answered from memory with no call to WeTix. When the token
+is due, one refresh runs for the whole mount and every waiting read is served
+from it. The lease TTL is the configured ttl, shortened so that no lease
+outlives its token; when the lease ends, read again. Revoking a lease does
+nothing at WeTix (it has no revocation endpoint) and does not affect other
+readers. The client secret and the refresh token are never returned.
+`
+
+func secretAccessToken(b *backend) *framework.Secret {
+	return &framework.Secret{
+		Type:   secretAccessTokenType,
+		Fields: tokenResponseFields,
+		// WeTix has no revocation endpoint, and the token is shared by every
+		// reader of the mount: revoking one lease must not touch it.
+		Revoke: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+			return nil, nil
+		},
+	}
+}
+
+func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	cfg, err := b.configFor(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	}
+	res, err := b.tokens.get(ctx, req.Storage, cfg)
+	if err != nil {
+		return nil, err
+	}
+	st := res.state
+	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
+		"access_token": st.AccessToken,
+		"token_type":   "Bearer",
+		"expires_at":   st.AccessExpiresAt.UTC().Format(time.RFC3339),
+	}, nil)
+	ttl := leaseTTL(cfg.TTL, st, b.now())
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = ttl
+	resp.Secret.Renewable = false
+	for _, w := range res.warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+// leaseTTL is the configured ttl cut short so that the lease ends a margin
+// before the access token does.
+func leaseTTL(ttl time.Duration, st *tokenState, now time.Time) time.Duration {
+	left := st.accessRemaining(now) - leaseMargin(st.accessLifetime())
+	if left < ttl {
+		ttl = left
+	}
+	// Vault treats a zero TTL as "use the mount default", which could outlive
+	// the token; one second is the shortest honest lease.
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	return ttl.Truncate(time.Second)
+}

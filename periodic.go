@@ -1,0 +1,34 @@
+package wetix
+
+import (
+	"context"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// periodic runs on Vault's rollback tick (about once a minute) on every node.
+// It refreshes a due access token before anyone asks, and refreshes early when
+// the refresh token nears its own expiry, so a mount nobody reads for months
+// still holds a live credential. It shares the single flight with reads, so a
+// tick during a read's refresh causes no second upstream call.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	if !b.canWrite() {
+		// Only the node that can store the rotated refresh token may refresh.
+		return nil
+	}
+	cfg, err := b.configFor(ctx, req.Storage)
+	if err != nil || cfg == nil {
+		return err
+	}
+	st, err := b.tokens.current(ctx, req.Storage, cfg)
+	if err != nil {
+		return err
+	}
+	if !b.tokens.due(st, cfg) {
+		return nil
+	}
+	// A failure is recorded in status and retried on the next tick; the
+	// rollback manager only logs what we return.
+	_, err = b.tokens.refresh(ctx, req.Storage, cfg, false)
+	return err
+}

@@ -1,0 +1,110 @@
+package wetix
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// tokensStoragePath holds the live credential pair and its history. It is
+// seal-wrapped (see backend.go) because it holds the refresh token.
+const tokensStoragePath = "tokens"
+
+// tokenState is everything the plugin knows about the mount's WeTix
+// credential. It is stored as one entry so that a rotated refresh token and the
+// access token it came with are never half-written.
+type tokenState struct {
+	// Generation ties the tokens to the config they were obtained with; see
+	// wetixConfig.Generation.
+	Generation string `json:"generation"`
+
+	AccessToken      string    `json:"access_token,omitempty"`
+	AccessIssuedAt   time.Time `json:"access_issued_at,omitempty"`
+	AccessExpiresAt  time.Time `json:"access_expires_at,omitempty"`
+	RefreshToken     string    `json:"refresh_token,omitempty"`
+	RefreshIssuedAt  time.Time `json:"refresh_issued_at,omitempty"`
+	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitempty"`
+	// RefreshSent is set, and stored, before the refresh token is sent to
+	// WeTix. WeTix does not document whether refresh tokens are single-use,
+	// so once sent, the token is treated as spent unless a new pair was
+	// stored; a crash mid-refresh then leads to the client-credentials grant,
+	// never to replaying a dead token.
+	RefreshSent bool `json:"refresh_sent,omitempty"`
+
+	Stats refreshStats `json:"stats"`
+}
+
+// refreshStats feeds the status path. It lives in storage beside the tokens
+// so every node of an HA cluster reports the same history.
+type refreshStats struct {
+	LastRefreshAt    time.Time `json:"last_refresh_at,omitempty"`
+	LastGrant        string    `json:"last_grant,omitempty"`
+	Refreshes        uint64    `json:"refreshes"`
+	RefreshGrants    uint64    `json:"refresh_grants"`
+	CredentialGrants uint64    `json:"client_credentials_grants"`
+	Failures         uint64    `json:"failures"`
+	LastError        string    `json:"last_error,omitempty"`
+	LastErrorAt      time.Time `json:"last_error_at,omitempty"`
+}
+
+func (s *tokenState) hasAccessToken() bool { return s != nil && s.AccessToken != "" }
+
+// accessLifetime is the full life WeTix gave the access token.
+func (s *tokenState) accessLifetime() time.Duration {
+	return s.AccessExpiresAt.Sub(s.AccessIssuedAt)
+}
+
+func (s *tokenState) accessRemaining(now time.Time) time.Duration {
+	return s.AccessExpiresAt.Sub(now)
+}
+
+// usableRefreshToken says whether the refresh grant is worth a try.
+func (s *tokenState) usableRefreshToken(now time.Time) bool {
+	if s == nil || s.RefreshToken == "" || s.RefreshSent {
+		return false
+	}
+	return s.RefreshExpiresAt.IsZero() || now.Before(s.RefreshExpiresAt)
+}
+
+// forGeneration returns s if it belongs to cfg's generation, else the
+// starting state of that generation: no access token, the seed refresh token
+// if one was given, and the history kept.
+func (s *tokenState) forGeneration(cfg *wetixConfig) *tokenState {
+	if s.Generation == cfg.Generation {
+		return s
+	}
+	return &tokenState{Generation: cfg.Generation, RefreshToken: cfg.SeedRefreshToken, Stats: s.Stats}
+}
+
+func (s *tokenState) clone() *tokenState {
+	if s == nil {
+		return &tokenState{}
+	}
+	c := *s
+	return &c
+}
+
+func readTokenState(ctx context.Context, storage logical.Storage) (*tokenState, error) {
+	entry, err := storage.Get(ctx, tokensStoragePath)
+	if err != nil {
+		return nil, fmt.Errorf("reading stored tokens: %w", err)
+	}
+	if entry == nil {
+		return &tokenState{}, nil
+	}
+	var st tokenState
+	if err := entry.DecodeJSON(&st); err != nil {
+		return nil, fmt.Errorf("decoding stored tokens: %w", err)
+	}
+	return &st, nil
+}
+
+func writeTokenState(ctx context.Context, storage logical.Storage, st *tokenState) error {
+	entry, err := logical.StorageEntryJSON(tokensStoragePath, st)
+	if err != nil {
+		return fmt.Errorf("encoding tokens: %w", err)
+	}
+	return storage.Put(ctx, entry)
+}

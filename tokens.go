@@ -1,0 +1,434 @@
+package wetix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
+)
+
+// tokenSource keeps one WeTix credential alive for one mount: it serves the
+// cached access token while it is fresh, refreshes it when it is due (one
+// refresh at a time, however many readers wait), falls back to the
+// client-credentials grant when the refresh token is missing, dead or in
+// doubt, and stores every rotated pair before anyone sees it.
+//
+// It knows nothing about Vault paths or responses; the path handlers ask it for
+// a token and wrap the answer.
+type tokenSource struct {
+	// mu is the single-flight lock: held for a whole refresh, and by config
+	// writes so that tokens of an old client can never be stored over a new
+	// config.
+	mu sync.Mutex
+	// cached mirrors the stored entry; nil means "read storage first". It is
+	// read without mu on the hot path.
+	cached atomic.Pointer[tokenState]
+	// pending holds a rotated pair whose storage write failed. It must be
+	// written before anything else happens: the refresh token inside it may be
+	// the only live one. Guarded by mu.
+	pending *tokenState
+	// lastFailure is the error of the last refresh, for failureCooldown.
+	// Guarded by mu.
+	lastFailure     error
+	lastFailureAt   time.Time
+	failureCooldown time.Duration
+
+	flightMu sync.Mutex
+	flight   *flight
+
+	now       func() time.Time
+	logger    hclog.Logger
+	canWrite  func() bool
+	retry     retryPolicy
+	newClient func(*wetixConfig) grantClient
+}
+
+// grantClient is the part of client.Client the lifecycle uses.
+type grantClient interface {
+	ClientCredentials(ctx context.Context) (*client.Pair, error)
+	Refresh(ctx context.Context, refreshToken string) (*client.Pair, error)
+}
+
+// tokenResult is what a caller gets: the state to serve and any warnings.
+type tokenResult struct {
+	state    *tokenState
+	warnings []string
+}
+
+// errNotConfigured is returned when the mount has no config yet.
+var errNotConfigured = errors.New("the WeTix client is not configured: run `vault write <mount>/config client_id=... client_secret=...`")
+
+// get returns a token that is not due, refreshing it when needed.
+func (ts *tokenSource) get(ctx context.Context, storage logical.Storage, cfg *wetixConfig) (*tokenResult, error) {
+	if st := ts.cached.Load(); st != nil && st.Generation == cfg.Generation && !ts.due(st, cfg) {
+		return &tokenResult{state: st}, nil
+	}
+	return ts.refresh(ctx, storage, cfg, false)
+}
+
+// due says whether the access token should be replaced before being served:
+// missing, inside the refresh window at the end of its life, or with a
+// refresh token close to its own expiry.
+func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
+	if !st.hasAccessToken() {
+		return true
+	}
+	now := ts.now()
+	window := time.Duration(float64(st.accessLifetime()) * cfg.RefreshWindow)
+	if st.accessRemaining(now) <= window || st.accessRemaining(now) <= leaseMargin(st.accessLifetime()) {
+		return true
+	}
+	return refreshTokenNearExpiry(st, cfg, now)
+}
+
+// current returns the state without refreshing it, for status and the
+// periodic check. It reads storage only when nothing is cached.
+func (ts *tokenSource) current(ctx context.Context, storage logical.Storage, cfg *wetixConfig) (*tokenState, error) {
+	if st := ts.cached.Load(); st != nil && st.Generation == cfg.Generation {
+		return st, nil
+	}
+	st, err := readTokenState(ctx, storage)
+	if err != nil {
+		return nil, err
+	}
+	return st.forGeneration(cfg), nil
+}
+
+// refreshTokenNearExpiry is what keeps an idle mount alive: the periodic
+// function refreshes early when the refresh token itself nears its end, so
+// months without a read never strand the credential.
+func refreshTokenNearExpiry(st *tokenState, cfg *wetixConfig, now time.Time) bool {
+	if st.RefreshToken == "" || st.RefreshExpiresAt.IsZero() || st.RefreshIssuedAt.IsZero() {
+		return false
+	}
+	lifetime := st.RefreshExpiresAt.Sub(st.RefreshIssuedAt)
+	return st.RefreshExpiresAt.Sub(now) <= time.Duration(float64(lifetime)*cfg.RefreshWindow)
+}
+
+// load returns the current state under mu: the in-memory copy, else
+// storage. Tokens of an earlier config generation belong to other client
+// credentials (or predate a seeded refresh token) and are set aside, keeping
+// only their history.
+func (ts *tokenSource) load(ctx context.Context, storage logical.Storage, cfg *wetixConfig) (*tokenState, error) {
+	st := ts.cached.Load()
+	if st == nil {
+		var err error
+		if st, err = readTokenState(ctx, storage); err != nil {
+			return nil, err
+		}
+	}
+	st = st.forGeneration(cfg)
+	ts.cached.Store(st)
+	return st, nil
+}
+
+// flight is one refresh in progress; readers that arrive meanwhile wait for
+// its outcome instead of starting their own.
+type flight struct {
+	done chan struct{}
+	res  *tokenResult
+	err  error
+}
+
+// refresh runs the single flight. force skips the "still fresh" check (the
+// rotate path); a forced refresh that finds one in progress takes its result,
+// which is just as new.
+func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, cfg *wetixConfig, force bool) (*tokenResult, error) {
+	ts.flightMu.Lock()
+	if f := ts.flight; f != nil {
+		ts.flightMu.Unlock()
+		select {
+		case <-f.done:
+			return f.res, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	ts.flight = f
+	ts.flightMu.Unlock()
+
+	// The flight outlives the request that started it: the readers waiting
+	// on it must not fail because the first caller hung up. retry.bound caps
+	// it instead.
+	f.res, f.err = ts.refreshLocked(context.WithoutCancel(ctx), storage, cfg, force)
+
+	ts.flightMu.Lock()
+	ts.flight = nil
+	ts.flightMu.Unlock()
+	close(f.done)
+	return f.res, f.err
+}
+
+func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storage, cfg *wetixConfig, force bool) (*tokenResult, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+
+	if err := ts.flushPendingLocked(ctx, storage); err != nil {
+		return nil, err
+	}
+	cur, err := ts.load(ctx, storage, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Whoever held the lock before us may have refreshed already.
+	if !force && !ts.due(cur, cfg) {
+		return &tokenResult{state: cur}, nil
+	}
+	// A standby or performance secondary must not call WeTix: the refresh
+	// token would rotate where the result cannot be stored. ErrReadOnly makes
+	// Vault forward the request to the active node.
+	if !ts.canWrite() {
+		return nil, logical.ErrReadOnly
+	}
+	// Right after a failed refresh, answer from that failure rather than
+	// calling WeTix again: during an outage every read would otherwise sit
+	// through a full round of retries.
+	if !force && ts.lastFailure != nil && ts.now().Sub(ts.lastFailureAt) < ts.failureCooldown {
+		return ts.failed(cur, cfg, ts.lastFailure)
+	}
+
+	pair, err := ts.obtain(ctx, storage, cfg, cur)
+	if err != nil {
+		ts.recordFailure(ctx, storage, err)
+		return ts.failed(ts.cachedOr(cur), cfg, err)
+	}
+	ts.lastFailure = nil
+
+	next := ts.cachedOr(cur).clone()
+	next.apply(pair, ts.now())
+	if err := writeTokenState(ctx, storage, next); err != nil {
+		ts.pending = next
+		ts.logger.Error("storing rotated WeTix tokens failed; keeping them in memory to store on the next attempt", "error", err)
+		return nil, storageError(err)
+	}
+	ts.cached.Store(next)
+	ts.logger.Info("WeTix token refreshed", "grant", pair.Grant, "access_expires_at", next.AccessExpiresAt.UTC().Format(time.RFC3339))
+	return &tokenResult{state: next}, nil
+}
+
+// flushPendingLocked stores a pair whose earlier write failed. Nothing else
+// may happen first: its refresh token may be the only live one.
+func (ts *tokenSource) flushPendingLocked(ctx context.Context, storage logical.Storage) error {
+	if ts.pending == nil {
+		return nil
+	}
+	if !ts.canWrite() {
+		return logical.ErrReadOnly
+	}
+	if err := writeTokenState(ctx, storage, ts.pending); err != nil {
+		return storageError(err)
+	}
+	ts.cached.Store(ts.pending)
+	ts.pending = nil
+	return nil
+}
+
+func (ts *tokenSource) cachedOr(st *tokenState) *tokenState {
+	if c := ts.cached.Load(); c != nil {
+		return c
+	}
+	return st
+}
+
+// apply records a new pair. An answer without a refresh token keeps the old
+// one: WeTix does not document whether one is always sent.
+func (st *tokenState) apply(pair *client.Pair, now time.Time) {
+	st.AccessToken = pair.AccessToken
+	st.AccessIssuedAt = pair.IssuedAt
+	st.AccessExpiresAt = pair.AccessExpiresAt
+	switch {
+	case pair.RefreshToken != "":
+		st.RefreshToken = pair.RefreshToken
+		st.RefreshIssuedAt = pair.IssuedAt
+		st.RefreshExpiresAt = pair.RefreshExpiresAt
+		st.RefreshSent = false
+	case pair.Grant == client.GrantRefresh:
+		// A refresh answer without a new refresh token means WeTix does not
+		// rotate them, so the one just used is still good. If that guess is
+		// wrong, the next refresh gets invalid_grant and falls back to the
+		// client credentials: one extra call, nothing lost.
+		st.RefreshSent = false
+	}
+	st.Stats.LastRefreshAt = now
+	st.Stats.LastGrant = string(pair.Grant)
+	st.Stats.Refreshes++
+	if pair.Grant == client.GrantRefresh {
+		st.Stats.RefreshGrants++
+	} else {
+		st.Stats.CredentialGrants++
+	}
+}
+
+// obtain gets a new pair: the refresh grant at most once per refresh token,
+// then the client-credentials grant, retrying transient failures within the
+// deadline.
+func (ts *tokenSource) obtain(ctx context.Context, storage logical.Storage, cfg *wetixConfig, cur *tokenState) (*client.Pair, error) {
+	ctx, cancel := ts.retry.bound(ctx)
+	defer cancel()
+	c := ts.newClient(cfg)
+	useRefresh := cur.usableRefreshToken(ts.now())
+
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		if useRefresh {
+			pair, err := ts.tryRefresh(ctx, storage, c, cur)
+			if err == nil {
+				return pair, nil
+			}
+			var serr *storageErr
+			if errors.As(err, &serr) {
+				return nil, err
+			}
+			if cerr, ok := client.AsError(err); ok && !cerr.Sent && cerr.Kind == client.KindTransient {
+				// WeTix never saw it: the refresh token is still good, so
+				// back off and try it again.
+				lastErr = err
+				if !ts.retry.wait(ctx, attempt, cerr.RetryAfter) {
+					return nil, lastErr
+				}
+				continue
+			}
+			ts.logger.Warn("WeTix refresh grant failed; falling back to the client-credentials grant", "error", err)
+			useRefresh = false
+			// A transient failure (5xx, 429, timeout) says WeTix is struggling:
+			// back off before asking again, even with the other grant. A
+			// rejected refresh token needs no pause.
+			if cerr, ok := client.AsError(err); ok && cerr.Kind == client.KindTransient {
+				lastErr = err
+				if !ts.retry.wait(ctx, attempt, cerr.RetryAfter) {
+					return nil, lastErr
+				}
+			}
+			continue
+		}
+		pair, err := c.ClientCredentials(ctx)
+		if err == nil {
+			return pair, nil
+		}
+		lastErr = err
+		cerr, ok := client.AsError(err)
+		if !ok || cerr.Kind != client.KindTransient {
+			return nil, err
+		}
+		ts.logger.Warn("WeTix client-credentials grant failed; will retry", "attempt", attempt+1, "error", err)
+		if !ts.retry.wait(ctx, attempt, cerr.RetryAfter) {
+			return nil, lastErr
+		}
+	}
+}
+
+// tryRefresh marks the refresh token as sent in storage, then sends it.
+func (ts *tokenSource) tryRefresh(ctx context.Context, storage logical.Storage, c grantClient, cur *tokenState) (*client.Pair, error) {
+	marked := cur.clone()
+	marked.RefreshSent = true
+	if err := writeTokenState(ctx, storage, marked); err != nil {
+		return nil, storageError(err)
+	}
+	ts.cached.Store(marked)
+	pair, err := c.Refresh(ctx, cur.RefreshToken)
+	if cerr, ok := client.AsError(err); ok && !cerr.Sent {
+		// Not sent after all; the in-memory copy may use it again. Storage
+		// keeps the mark, which only costs a client-credentials grant if we
+		// crash now.
+		ts.cached.Store(cur)
+	}
+	return pair, err
+}
+
+// failed decides what a read gets when no new pair could be had: the old
+// token with a warning if the failure was transient and the old token outlives
+// a lease, otherwise the error.
+func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error) (*tokenResult, error) {
+	var serr *storageErr
+	if errors.As(err, &serr) || errors.Is(err, logical.ErrReadOnly) {
+		return nil, err
+	}
+	cerr, ok := client.AsError(err)
+	if !ok {
+		return nil, fmt.Errorf("refreshing the WeTix token: %w", err)
+	}
+	now := ts.now()
+	if cerr.Kind == client.KindTransient && cur.hasAccessToken() &&
+		cur.accessRemaining(now)-leaseMargin(cur.accessLifetime()) >= cfg.TTL {
+		return &tokenResult{state: cur, warnings: []string{fmt.Sprintf(
+			"WeTix could not be reached to refresh the access token (%s); serving the current token, which expires at %s. The plugin will try again on a later read.",
+			cerr.Error(), cur.AccessExpiresAt.UTC().Format(time.RFC3339))}}, nil
+	}
+	return nil, operatorError(cerr)
+}
+
+// recordFailure keeps the last error for the status path and the cooldown.
+// Storing it is best effort: a failure to store must not mask the real error.
+func (ts *tokenSource) recordFailure(ctx context.Context, storage logical.Storage, err error) {
+	now := ts.now()
+	ts.lastFailure, ts.lastFailureAt = err, now
+	st := ts.cachedOr(&tokenState{}).clone()
+	st.Stats.Failures++
+	st.Stats.LastError = err.Error()
+	st.Stats.LastErrorAt = now
+	if werr := writeTokenState(ctx, storage, st); werr == nil {
+		ts.cached.Store(st)
+	}
+	ts.logger.Error("refreshing the WeTix token failed", "error", err)
+}
+
+// operatorError turns a grant failure into what an operator can act on.
+func operatorError(cerr *client.Error) error {
+	switch cerr.Kind {
+	case client.KindInvalidClient:
+		return fmt.Errorf("WeTix rejected the client credentials (%s). Fix them with `vault write <mount>/config client_id=... client_secret=...`", cerr.Error())
+	case client.KindPermanent:
+		return fmt.Errorf("WeTix refused the token request (%s). Check the OAuth URL with `vault read <mount>/config` (environment, base_url)", cerr.Error())
+	case client.KindRejected:
+		return fmt.Errorf("WeTix rejected the refresh token and the client-credentials grant did not run (%s)", cerr.Error())
+	default:
+		return fmt.Errorf("WeTix is unavailable (%s) and the current access token cannot be served; try again later, `vault read <mount>/status` shows the last error", cerr.Error())
+	}
+}
+
+// storageErr marks a failure to persist tokens, so that it is never
+// mistaken for an upstream failure.
+type storageErr struct{ err error }
+
+func (e *storageErr) Error() string {
+	return "storing the WeTix tokens failed (they are kept in memory and stored on the next attempt): " + e.err.Error()
+}
+func (e *storageErr) Unwrap() error { return e.err }
+
+func storageError(err error) error {
+	if errors.Is(err, logical.ErrReadOnly) {
+		return logical.ErrReadOnly
+	}
+	return &storageErr{err: err}
+}
+
+// invalidate forgets the in-memory copy so the next read goes to storage.
+// Used when storage changes underneath (a standby, a config change).
+func (ts *tokenSource) invalidate() {
+	ts.cached.Store(nil)
+}
+
+// reset discards every token under mu; the caller holds mu.
+func (ts *tokenSource) resetLocked() {
+	ts.pending = nil
+	ts.lastFailure = nil
+	ts.cached.Store(nil)
+}
+
+// leaseMargin keeps a lease short of the token's expiry, for clock skew
+// between Vault and WeTix and for the time the answer takes to reach the app.
+func leaseMargin(lifetime time.Duration) time.Duration {
+	m := lifetime / 20
+	if m > time.Minute {
+		m = time.Minute
+	}
+	return m
+}
