@@ -19,13 +19,13 @@ func pathConfig(b *backend) *framework.Path {
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"client_id": {
-				Type:        framework.TypeString,
-				Description: "WeTix client ID, as issued by WeTix. Required when the config is first written.",
+				Type:         framework.TypeString,
+				Description:  "WeTix client ID, as issued by WeTix. Required when the config is first written.",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "Client ID"},
 			},
 			"client_secret": {
-				Type:        framework.TypeString,
-				Description: "WeTix client secret. Required when the config is first written. Write-only: never returned by a read.",
+				Type:         framework.TypeString,
+				Description:  "WeTix client secret. Required when the config is first written. Write-only: never returned by a read.",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "Client secret", Sensitive: true},
 			},
 			"environment": {
@@ -39,8 +39,8 @@ func pathConfig(b *backend) *framework.Path {
 				Description: "Overrides environment with another OAuth base URL. Must be https://, or http:// to a loopback address (a local emulator). Write an empty string to go back to environment.",
 			},
 			"refresh_token": {
-				Type:        framework.TypeString,
-				Description: "Optional refresh token you already hold, used for the first refresh instead of the client-credentials grant. Write-only: never returned by a read.",
+				Type:         framework.TypeString,
+				Description:  "Optional refresh token you already hold, used for the first refresh instead of the client-credentials grant. Write-only: never returned by a read.",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "Seed refresh token", Sensitive: true},
 			},
 			"ttl": {
