@@ -47,7 +47,7 @@ vet: ## go vet
 
 check: fmt-check vet
 
-dev: build vault emulator ## Run the demo: emulator + Vault dev server + mounted plugin
+dev: build vault emulator ## Run the demo: emulator + Vault dev server + mounted plugin (Ctrl-C stops)
 	scripts/dev.sh up
 
 dev-down: ## Stop the demo started by `make dev`
