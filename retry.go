@@ -14,7 +14,7 @@ type retryPolicy struct {
 	overallCap time.Duration // total budget when the caller set no deadline
 }
 
-var defaultRetryPolicy = retryPolicy{attempts: 4, base: 250 * time.Millisecond, max: 10 * time.Second, overallCap: 90 * time.Second}
+var defaultRetryPolicy = retryPolicy{attempts: 4, base: 250 * time.Millisecond, max: 10 * time.Second, overallCap: 60 * time.Second}
 
 func (p retryPolicy) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {

@@ -138,23 +138,32 @@ type flight struct {
 }
 
 // refresh runs the single flight. force skips the "still fresh" check (the
-// rotate path); a forced refresh that finds one in progress takes its result,
-// which is just as new.
+// rotate path); a forced refresh that finds a flight in progress waits for it
+// and then runs its own, since that flight may have found nothing to do.
 func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, cfg *wetixConfig, force bool) (*tokenResult, error) {
-	ts.flightMu.Lock()
-	if f := ts.flight; f != nil {
+	for {
+		ts.flightMu.Lock()
+		f := ts.flight
+		if f == nil {
+			f = &flight{done: make(chan struct{})}
+			ts.flight = f
+			ts.flightMu.Unlock()
+			return ts.lead(ctx, f, storage, cfg, force)
+		}
 		ts.flightMu.Unlock()
 		select {
 		case <-f.done:
-			return f.res, f.err
+			if !force {
+				return f.res, f.err
+			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	f := &flight{done: make(chan struct{})}
-	ts.flight = f
-	ts.flightMu.Unlock()
+}
 
+// lead runs flight f and hands its outcome to everyone waiting on it.
+func (ts *tokenSource) lead(ctx context.Context, f *flight, storage logical.Storage, cfg *wetixConfig, force bool) (*tokenResult, error) {
 	// The flight outlives the request that started it: the readers waiting
 	// on it must not fail because the first caller hung up. retry.bound caps
 	// it instead.
