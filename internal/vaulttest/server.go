@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,10 @@ type Options struct {
 	// NodeID and RetryJoin make a raft cluster member.
 	NodeID    string
 	RetryJoin []string
+	// RaftParams adds parameters to the storage "raft" stanza, each written
+	// as key = "value" (Vault reads them all as strings), e.g.
+	// performance_multiplier or autopilot_reconcile_interval.
+	RaftParams map[string]string
 	// Addr and ClusterAddr default to free loopback ports.
 	Addr, ClusterAddr string
 	// Env is added to the server's environment (inherited by plugins).
@@ -115,6 +120,14 @@ func (s *Server) configFile() string {
 			node = "node1"
 		}
 		fmt.Fprintf(&b, "storage \"raft\" {\n  path = %q\n  node_id = %q\n", filepath.Join(o.DataDir, "raft"), node)
+		keys := make([]string, 0, len(o.RaftParams))
+		for k := range o.RaftParams {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "  %s = %q\n", k, o.RaftParams[k])
+		}
 		for _, j := range o.RetryJoin {
 			fmt.Fprintf(&b, "  retry_join {\n    leader_api_addr = %q\n  }\n", j)
 		}
