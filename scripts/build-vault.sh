@@ -45,6 +45,18 @@ if [ "$FORCE" = 0 ] && [ -x "$BIN" ] && [ -f "$STAMP" ] \
   exit 0
 fi
 
+# A machine-wide cache shared by every clone (CI runs in a fresh clone on a
+# machine that may already have built this version); a miss just builds.
+CACHE_DIR="${VAULT_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vault-plugin-secrets-wetix}"
+CACHED="$CACHE_DIR/vault-$VAULT_VERSION"
+if [ "$FORCE" = 0 ] && [ -x "$CACHED" ] && "$CACHED" version >/dev/null 2>&1; then
+  mkdir -p "$BINDIR"
+  cp -f "$CACHED" "$BIN.tmp.$$" && mv -f "$BIN.tmp.$$" "$BIN"
+  echo "$VAULT_VERSION" > "$STAMP"
+  echo "build-vault: copied Vault $VAULT_VERSION from the build cache $CACHED"
+  exit 0
+fi
+
 command -v go >/dev/null 2>&1 || die "go not found in PATH (install Go >= the version in $MODDIR/go.mod)"
 
 mkdir -p "$BINDIR"
@@ -77,6 +89,9 @@ trap 'rm -f "$TMP"' EXIT
 go build -trimpath -tags vault -ldflags "$LDFLAGS" -o "$TMP" .
 mv -f "$TMP" "$BIN"
 echo "$VAULT_VERSION" > "$STAMP"
+if mkdir -p "$CACHE_DIR" 2>/dev/null && cp -f "$BIN" "$CACHED.tmp.$$" 2>/dev/null; then
+  mv -f "$CACHED.tmp.$$" "$CACHED"
+fi
 
 END=$(date +%s)
 ELAPSED=$((END - START))
