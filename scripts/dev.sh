@@ -8,11 +8,14 @@
 #   scripts/dev.sh down          stop what `up --detach` started
 #
 # `make dev` builds the binaries first and runs `up`. Ports can be moved with
-# DEV_VAULT_PORT (8200) and DEV_EMULATOR_PORT (8089).
+# DEV_VAULT_PORT (8200) and DEV_EMULATOR_PORT (8089), the state (pid files,
+# logs) with DEV_STATE_DIR (.dev), and the binaries with DEV_BIN_DIR (.bin:
+# vault, plugins/vault-plugin-secrets-wetix, wetix-emulator), which lets the
+# acceptance test run the script on binaries it built itself.
 set -euo pipefail
 
 ROOT="$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/.bin"
+BIN="${DEV_BIN_DIR:-$ROOT/.bin}"
 STATE="${DEV_STATE_DIR:-$ROOT/.dev}"
 VAULT_PORT="${DEV_VAULT_PORT:-8200}"
 EMU_PORT="${DEV_EMULATOR_PORT:-8089}"

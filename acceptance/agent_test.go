@@ -1,0 +1,211 @@
+package acceptance
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/internal/vaulttest"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
+)
+
+// issueLog records when the emulator issued each pair, as the moment of a
+// refresh: the answer time, which the plugin sees a network hop later.
+type issueLog struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (l *issueLog) onRequest(ri wetixtest.RequestInfo) {
+	if ri.Grant != "" && ri.Status == 200 {
+		l.mu.Lock()
+		l.times = append(l.times, time.Now())
+		l.mu.Unlock()
+	}
+}
+
+func (l *issueLog) at(i int) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i >= len(l.times) {
+		return time.Time{}, false
+	}
+	return l.times[i], true
+}
+
+// startAgent runs `vault agent` with a token_file auto-auth and one template
+// rendering wetix/token's access_token to the returned file.
+func startAgent(t *testing.T, s *vaulttest.Server, token string) (dest string, log func() string) {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "app-token")
+	dest = filepath.Join(dir, "wetix-token")
+	logFile := filepath.Join(dir, "agent.log")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" {
+    config = { token_file_path = %q }
+  }
+}
+template_config { exit_on_retry_failure = true }
+template {
+  contents    = "{{ with secret \"wetix/token\" }}{{ .Data.access_token }}{{ end }}"
+  destination = %q
+}
+`, s.Addr, tokenFile, dest)
+	confFile := filepath.Join(dir, "agent.hcl")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(vaulttest.VaultBinary(t), "agent", "-config="+confFile, "-log-level=trace")
+	cmd.Stdout, cmd.Stderr = out, out
+	// Only the config file may say where Vault is and which token to use:
+	// Agent lets VAULT_ADDR override vault { address }, even when empty.
+	cmd.Env = []string{"HOME=" + dir}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VAULT_") && !strings.HasPrefix(kv, "HOME=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); out.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	return dest, func() string { b, _ := os.ReadFile(logFile); return string(b) }
+}
+
+// TestAgentRerendersRefreshedToken runs Vault Agent with the README's
+// template against 30s tokens and a 5s ttl, over two refreshes. An app
+// reading wetix/token refreshes it when it goes due (10% of its life, 3s,
+// before expiry). Agent holds a non-renewable lease and re-reads at 85-95% of
+// its lease_duration (consul-template's leaseCheckWait with
+// lease_renewal_threshold 0.9), then renders the new token. Every lease
+// Agent held before a refresh was at most ttl long, so the file lags the
+// refresh by at most 0.95*ttl plus render time, for which we allow 1s.
+//
+// The file must also change before the old token expires, or the app would
+// be handed a dead token. Leases end a margin (5% of the life) before expiry,
+// and the plugin may place expiry up to 1s late (WeTix's exp is whole
+// seconds), so the slack is about 5.25% of the life minus 1s: ~0.05s at
+// 20s tokens, ~0.6s at 30s, a minute for WeTix's real 60-day tokens.
+func TestAgentRerendersRefreshedToken(t *testing.T) {
+	vaulttest.RequireLong(t)
+	const (
+		accessTTL = 30 * time.Second
+		ttl       = 5 * time.Second
+		refreshes = 2
+	)
+	var issues issueLog
+	s, emu := setup(t, wetixtest.Options{AccessTTL: accessTTL, OnRequest: issues.onRequest},
+		map[string]interface{}{"ttl": int(ttl.Seconds())})
+	app := appClient(t, s, "wetix-read", readOnlyPolicy)
+	dest, agentLog := startAgent(t, s, app.Token())
+
+	readFile := func() string { b, _ := os.ReadFile(dest); return string(bytes.TrimSpace(b)) }
+	if !waitFor(30*time.Second, func() bool { return readFile() != "" }) {
+		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agentLog())
+	}
+
+	var worst time.Duration
+	var delays []string
+	for n := 1; n <= refreshes; n++ {
+		old := emu.LastIssued()
+		if got := readFile(); got != old.AccessToken {
+			t.Fatalf("the file holds %.20q..., not the token issued last", got)
+		}
+		seenAt := waitForChange(t, readFile, old.AccessToken, accessTTL+10*time.Second, func() {
+			// The app's read is what refreshes the token as soon as it is due.
+			readToken(t, app, "wetix")
+		})
+		if seenAt.IsZero() {
+			t.Fatalf("Agent did not re-render within %s; agent log:\n%s", accessTTL+10*time.Second, agentLog())
+		}
+		// Agent writes the file once per render, so its mtime is when the
+		// render happened, however late this busy loop noticed it.
+		fi, err := os.Stat(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changedAt := fi.ModTime()
+		refreshedAt, ok := issues.at(n)
+		if !ok {
+			t.Fatalf("the file changed but the emulator issued no new token")
+		}
+		if got := readFile(); got != emu.LastIssued().AccessToken {
+			t.Errorf("the file holds a token that is not the one issued last")
+		}
+		if !changedAt.Before(old.AccessExpiresAt) {
+			t.Errorf("the file changed at %s, after the old token expired at %s",
+				changedAt.Format(time.RFC3339Nano), old.AccessExpiresAt.Format(time.RFC3339))
+		}
+		delay := changedAt.Sub(refreshedAt)
+		t.Logf("refresh %d: issued %s, file written %s (seen %s), old token expired %s", n, refreshedAt.Format("15:04:05.000"),
+			changedAt.Format("15:04:05.000"), seenAt.Format("15:04:05.000"), old.AccessExpiresAt.Format("15:04:05.000"))
+		delays = append(delays, fmt.Sprintf("%.2fs", delay.Seconds()))
+		worst = max(worst, delay)
+		if bound := time.Duration(0.95*float64(ttl)) + time.Second; delay > bound {
+			t.Errorf("refresh %d: Agent re-rendered %s after it; want at most %s (0.95*ttl + 1s)", n, delay, bound)
+		}
+	}
+	if t.Failed() {
+		t.Logf("agent log, wetix/token lines:\n%s", grepLines(agentLog(), "wetix/token", "rendered", "authenticat"))
+	}
+	t.Logf("AGENT_RERENDER_DELAY=%.2fs (worst of %d refreshes: %s; ttl %s, tokens %s)",
+		worst.Seconds(), refreshes, strings.Join(delays, ", "), ttl, accessTTL)
+	if n := emu.Calls(wetixtest.GrantRefresh); n != refreshes {
+		t.Errorf("%d refresh-grant calls for %d refreshes", n, refreshes)
+	}
+}
+
+// waitForChange polls the file every 10ms until it no longer holds old,
+// calling app every 250ms meanwhile, and returns when it changed (zero if it
+// did not within d).
+func waitForChange(t *testing.T, read func() string, old string, d time.Duration, app func()) time.Time {
+	t.Helper()
+	var lastApp time.Time
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if read() != old {
+			return time.Now()
+		}
+		if time.Since(lastApp) >= 250*time.Millisecond {
+			app()
+			lastApp = time.Now()
+		}
+	}
+	return time.Time{}
+}
+
+// grepLines keeps the lines of text that contain any of words.
+func grepLines(text string, words ...string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,7 @@
+// Package acceptance drives the plugin the way its users do: through a real
+// Vault server (internal/vaulttest) with the plugin registered by sha256 and
+// version, the official API client, the vault CLI, Vault Agent and plain
+// HTTP, against the WeTix emulator (wetixtest) over loopback. Every test
+// starts real processes, so `go test -short` skips them all; without -short a
+// missing .bin/vault is a failure, never a skip.
+package acceptance

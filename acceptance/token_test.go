@@ -1,0 +1,115 @@
+package acceptance
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/internal/vaulttest"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
+)
+
+// tokenJSON is the part of a token read an app relies on, as JSON (the CLI's
+// -format=json and the HTTP API give the same shape).
+type tokenJSON struct {
+	LeaseID       string `json:"lease_id"`
+	LeaseDuration int    `json:"lease_duration"`
+	Renewable     bool   `json:"renewable"`
+	Data          struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresAt   string `json:"expires_at"`
+	} `json:"data"`
+}
+
+// TestReadToken reads wetix/token three ways the README shows (official Go
+// client, `vault read -format=json`, plain HTTP with X-Vault-Token): each
+// gets the token the emulator issued, as a non-renewable lease that ends no
+// later than the configured ttl nor the token's expiry, and all of them
+// together cost one call to WeTix.
+func TestReadToken(t *testing.T) {
+	vaulttest.RequireLong(t)
+	// A 2-minute token against a 1h ttl: the lease must be cut to the token.
+	const accessTTL = 2 * time.Minute
+	s, emu := setup(t, wetixtest.Options{AccessTTL: accessTTL}, map[string]interface{}{"ttl": "1h"})
+
+	// Official client.
+	before := time.Now()
+	tok, sec := readToken(t, s.Client, "wetix")
+	issued := emu.LastIssued()
+	if tok != issued.AccessToken {
+		t.Fatalf("access_token is not the token the emulator issued last")
+	}
+	if !emu.IsAccessTokenValid(tok) {
+		t.Errorf("WeTix would not accept the token served")
+	}
+	if !strings.HasPrefix(sec.LeaseID, "wetix/token/") {
+		t.Errorf("lease_id = %q, want one under wetix/token/", sec.LeaseID)
+	}
+	if sec.Renewable {
+		t.Errorf("lease is renewable; a WeTix token cannot be extended")
+	}
+	if sec.Data["token_type"] != "Bearer" {
+		t.Errorf("token_type = %v, want Bearer", sec.Data["token_type"])
+	}
+	expiresAt, err := time.Parse(time.RFC3339, sec.Data["expires_at"].(string))
+	if err != nil || !expiresAt.Equal(issued.AccessExpiresAt) {
+		t.Errorf("expires_at = %v, want %s", sec.Data["expires_at"], issued.AccessExpiresAt.Format(time.RFC3339))
+	}
+	leaseEnd := before.Add(time.Duration(sec.LeaseDuration) * time.Second)
+	if sec.LeaseDuration <= 0 || sec.LeaseDuration > 3600 || leaseEnd.After(expiresAt) {
+		t.Errorf("lease_duration = %ds: the lease would end at %s, after the token expires at %s",
+			sec.LeaseDuration, leaseEnd.Format(time.RFC3339), expiresAt.Format(time.RFC3339))
+	}
+	// Cut short only by the margin, not to some tiny value.
+	if sec.LeaseDuration < int((accessTTL - 15*time.Second).Seconds()) {
+		t.Errorf("lease_duration = %ds, far shorter than the %s token needs", sec.LeaseDuration, accessTTL)
+	}
+	t.Logf("lease_duration %ds for a %s token (ttl 1h)", sec.LeaseDuration, accessTTL)
+
+	// Real CLI.
+	out := s.MustCLI("read", "-format=json", "wetix/token")
+	checkTokenJSON(t, "vault read -format=json wetix/token", []byte(out), issued, expiresAt)
+
+	// Plain HTTP, the curl line of the README.
+	code, body := rawGet(t, s.Addr, "wetix/token", s.Token)
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/wetix/token: %d %s", code, body)
+	}
+	checkTokenJSON(t, "GET /v1/wetix/token", body, issued, expiresAt)
+
+	if n := emu.Calls(wetixtest.GrantClientCredentials) + emu.Calls(wetixtest.GrantRefresh); n != 1 {
+		t.Errorf("three reads made %d calls to WeTix, want 1: the token is cached", n)
+	}
+
+	// A ttl shorter than the token's life is the lease, to the second.
+	if _, err := s.Client.Logical().Write("wetix/config", map[string]interface{}{"ttl": "30s"}); err != nil {
+		t.Fatalf("writing ttl=30s: %v", err)
+	}
+	tok2, sec := readToken(t, s.Client, "wetix")
+	if tok2 != tok {
+		t.Errorf("changing only ttl replaced the token")
+	}
+	if sec.LeaseDuration < 29 || sec.LeaseDuration > 30 {
+		t.Errorf("with ttl=30s lease_duration = %ds, want 30", sec.LeaseDuration)
+	}
+}
+
+func checkTokenJSON(t *testing.T, how string, raw []byte, issued wetixtest.Pair, expiresAt time.Time) {
+	t.Helper()
+	var got tokenJSON
+	mustJSON(t, raw, &got)
+	if got.Data.AccessToken != issued.AccessToken {
+		t.Errorf("%s: access_token differs from the cached token", how)
+	}
+	if got.LeaseID == "" || got.Renewable {
+		t.Errorf("%s: lease_id %q renewable %v; want a lease, not renewable", how, got.LeaseID, got.Renewable)
+	}
+	if end := time.Now().Add(time.Duration(got.LeaseDuration) * time.Second); got.LeaseDuration <= 0 || end.After(expiresAt.Add(time.Second)) {
+		t.Errorf("%s: lease_duration %ds ends after the token expires at %s", how, got.LeaseDuration, expiresAt.Format(time.RFC3339))
+	}
+	if strings.Contains(string(raw), issued.RefreshToken) {
+		t.Errorf("%s: the answer carries the refresh token", how)
+	}
+}
