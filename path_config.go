@@ -58,12 +58,28 @@ func pathConfig(b *backend) *framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.CreateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Write the WeTix client configuration."},
 			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Change the WeTix client configuration; only the fields given change."},
-			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathConfigRead, Summary: "Read the configuration, without its secrets."},
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:  b.pathConfigRead,
+				Summary:   "Read the configuration, without its secrets.",
+				Responses: map[int][]framework.Response{200: {{Description: "OK", Fields: configReadFields}}},
+			},
 			logical.DeleteOperation: &framework.PathOperation{Callback: b.pathConfigDelete, Summary: "Delete the configuration and every stored token."},
 		},
 		HelpSynopsis:    "Configure the WeTix client credentials.",
 		HelpDescription: strings.TrimSpace(configHelp),
 	}
+}
+
+var configReadFields = map[string]*framework.FieldSchema{
+	"client_id":            {Type: framework.TypeString, Description: "The WeTix client ID."},
+	"client_secret_set":    {Type: framework.TypeBool, Description: "Whether a client secret is stored (its value is never returned)."},
+	"environment":          {Type: framework.TypeString, Description: `"production" or "sandbox".`},
+	"base_url":             {Type: framework.TypeString, Description: "The base URL override, empty when environment decides."},
+	"oauth_url":            {Type: framework.TypeString, Description: "The OAuth base URL in use: base_url, or the environment's."},
+	"refresh_token_seeded": {Type: framework.TypeBool, Description: "Whether a seed refresh token was written with the current credentials (its value is never returned)."},
+	"ttl":                  {Type: framework.TypeDurationSecond, Description: "Lease TTL of a token read, in seconds."},
+	"request_timeout":      {Type: framework.TypeDurationSecond, Description: "Timeout of each call to WeTix, in seconds."},
+	"updated_at":           {Type: framework.TypeTime, Description: "When the config was last written (RFC 3339)."},
 }
 
 const configHelp = `

@@ -41,8 +41,8 @@ func TestStatusReportsLifecycleWithoutSecrets(t *testing.T) {
 	want := map[string]interface{}{
 		"configured":                true,
 		"healthy":                   true,
-		"access_token_expires_at":   start.Add(time.Hour).Format(time.RFC3339),
-		"refresh_token_expires_at":  start.Add(24 * time.Hour).Format(time.RFC3339),
+		"access_token_expires_at":   start.Add(time.Hour - time.Second).Format(time.RFC3339),
+		"refresh_token_expires_at":  start.Add(24*time.Hour - time.Second).Format(time.RFC3339),
 		"refresh_token_usable":      true,
 		"refresh_due":               false,
 		"last_refresh_at":           start.Format(time.RFC3339),

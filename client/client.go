@@ -167,7 +167,7 @@ func (c *Client) do(ctx context.Context, grant Grant, path string, body map[stri
 	if resp.StatusCode != http.StatusOK {
 		return nil, statusError(grant, resp, raw, c.secrets(body))
 	}
-	pair, err := parsePair(raw, sentAt)
+	pair, err := parsePair(raw, sentAt, c.secrets(body))
 	if err != nil {
 		// WeTix answered 200, so it probably issued tokens we cannot read: the
 		// refresh token is spent. Transient, so the caller retries through the
@@ -192,10 +192,10 @@ type tokenAnswer struct {
 	TokenType             string `json:"token_type"`
 }
 
-func parsePair(raw []byte, sentAt time.Time) (*Pair, error) {
+func parsePair(raw []byte, sentAt time.Time, secrets []string) (*Pair, error) {
 	var a tokenAnswer
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("answer is not the documented JSON (%s)", describeBody(raw))
+		return nil, fmt.Errorf("answer is not the documented JSON (%s)", describeBody(raw, secrets))
 	}
 	if a.AccessToken == "" {
 		return nil, errors.New("answer has no access_token")
@@ -208,7 +208,7 @@ func parsePair(raw []byte, sentAt time.Time) (*Pair, error) {
 	var accessExp time.Time
 	switch {
 	case a.ExpiresIn != nil && *a.ExpiresIn > 0:
-		accessExp = sentAt.Add(time.Duration(*a.ExpiresIn) * time.Second)
+		accessExp = sentAt.Add(wholeSeconds(*a.ExpiresIn))
 	default:
 		exp, ok := jwtExpiry(a.AccessToken)
 		if !ok {
@@ -228,10 +228,21 @@ func parsePair(raw []byte, sentAt time.Time) (*Pair, error) {
 	}
 	if a.RefreshToken != "" {
 		if a.RefreshTokenExpiresIn != nil && *a.RefreshTokenExpiresIn > 0 {
-			p.RefreshExpiresAt = sentAt.Add(time.Duration(*a.RefreshTokenExpiresIn) * time.Second)
+			p.RefreshExpiresAt = sentAt.Add(wholeSeconds(*a.RefreshTokenExpiresIn))
 		} else if exp, ok := jwtExpiry(a.RefreshToken); ok {
 			p.RefreshExpiresAt = exp
 		}
 	}
 	return p, nil
+}
+
+// wholeSeconds turns an expires_in into a duration one second short: WeTix
+// counts in whole seconds from its own clock's second (the JWT's exp is iat +
+// expires_in, both truncated), so the token may die up to a second before
+// sentAt + expires_in.
+func wholeSeconds(n int64) time.Duration {
+	if n > 1 {
+		n--
+	}
+	return time.Duration(n) * time.Second
 }

@@ -113,13 +113,15 @@ func scrubURLError(err error) string {
 }
 
 func statusError(grant Grant, resp *http.Response, raw []byte, secrets []string) *Error {
-	code, desc := parseErrorBody(raw, resp.Header.Get("Content-Type"))
+	// Redact before parsing: parsing truncates, and a secret cut in half by
+	// truncation would no longer match.
+	code, desc := parseErrorBody([]byte(redact(string(raw), secrets)), resp.Header.Get("Content-Type"), secrets)
 	e := &Error{
 		Grant:   grant,
 		Status:  resp.StatusCode,
 		Sent:    true,
 		Code:    code,
-		Message: redact(desc, secrets),
+		Message: desc,
 	}
 	e.Kind = classify(grant, resp.StatusCode, code)
 	if e.Kind == KindTransient {
@@ -160,13 +162,17 @@ var (
 	htmlTitle = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
 	htmlTag   = regexp.MustCompile(`(?s)<[^>]*>`)
 	spaces    = regexp.MustCompile(`\s+`)
+	oauthCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 	// A JWT (or anything shaped like one) is never echoed, whoever it belongs to.
 	jwtLike = regexp.MustCompile(`[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`)
 )
 
 // parseErrorBody reads the undocumented error body in the shapes seen from
 // OAuth and GraphQL servers: RFC 6749 JSON, GraphQL errors[], plain text, HTML.
-func parseErrorBody(raw []byte, contentType string) (code, desc string) {
+//
+// The caller redacts raw first; the JSON branch redacts again after decoding,
+// since JSON escapes can hide a token from the first pass.
+func parseErrorBody(raw []byte, contentType string, secrets []string) (code, desc string) {
 	trimmed := strings.TrimSpace(string(raw))
 	if trimmed == "" {
 		return "", "empty body"
@@ -183,6 +189,12 @@ func parseErrorBody(raw []byte, contentType string) (code, desc string) {
 		if json.Unmarshal(raw, &body) == nil {
 			var errCode string
 			_ = json.Unmarshal(body.Error, &errCode)
+			// An RFC 6749 code is a short token like invalid_grant; anything
+			// else is prose and goes with the description.
+			if !oauthCode.MatchString(errCode) {
+				body.ErrorDescription = strings.TrimSpace(errCode + " " + body.ErrorDescription)
+				errCode = ""
+			}
 			var msgs []string
 			for _, m := range body.Errors {
 				if m.Message != "" {
@@ -191,7 +203,7 @@ func parseErrorBody(raw []byte, contentType string) (code, desc string) {
 			}
 			desc := firstNonEmpty(body.ErrorDescription, body.Message, strings.Join(msgs, "; "))
 			if errCode != "" || desc != "" {
-				return truncate(errCode, 64), truncate(desc, 200)
+				return errCode, truncate(redact(clean(desc), secrets), 200)
 			}
 		}
 	}
@@ -204,9 +216,9 @@ func parseErrorBody(raw []byte, contentType string) (code, desc string) {
 	return "", truncate(clean(trimmed), 200)
 }
 
-func describeBody(raw []byte) string {
-	_, desc := parseErrorBody(raw, "")
-	return fmt.Sprintf("%d bytes: %s", len(raw), redact(desc, nil))
+func describeBody(raw []byte, secrets []string) string {
+	_, desc := parseErrorBody([]byte(redact(string(raw), secrets)), "", secrets)
+	return fmt.Sprintf("%d bytes: %s", len(raw), desc)
 }
 
 func clean(s string) string {
