@@ -106,3 +106,25 @@ func TestPeriodicAndReadsShareOneRefresh(t *testing.T) {
 	}
 	h.wantCalls(0, 1)
 }
+
+func TestNoRefreshLoopWhenWeTixStopsRotatingRefreshTokens(t *testing.T) {
+	h := newHarness(t, func(o *wetixtest.Options) {
+		o.AccessTTL = 30 * 24 * time.Hour
+		o.RefreshTTL = 10 * 24 * time.Hour
+	})
+	h.configure(nil)
+	h.readToken()
+	// From now on WeTix answers without refresh tokens.
+	h.wetix.Fault(wetixtest.Fault{OmitRefreshToken: true})
+	h.clock.Advance(9*24*time.Hour + 12*time.Hour) // the refresh token is near its end
+	for i := 0; i < 20; i++ {
+		h.readToken()
+		if err := h.tick(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc, rf := h.calls()
+	if cc+rf > 2 {
+		t.Fatalf("%d upstream calls for 20 reads and ticks: a refresh on every read", cc+rf)
+	}
+}

@@ -213,6 +213,12 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 
 	next := ts.cachedOr(cur).clone()
 	next.apply(pair, ts.now())
+	if refreshTokenNearExpiry(next, cfg, ts.now()) {
+		// The answer brought no fresh refresh token and the kept one is
+		// about to lapse: keeping it would make every read "due" again.
+		// Drop it; the client-credentials grant needs none.
+		next.RefreshToken, next.RefreshIssuedAt, next.RefreshExpiresAt = "", time.Time{}, time.Time{}
+	}
 	if err := writeTokenState(ctx, storage, next); err != nil {
 		ts.pending = next
 		ts.logger.Error("storing rotated WeTix tokens failed; keeping them in memory to store on the next attempt", "error", err)
