@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,7 +182,8 @@ func (c *Client) do(ctx context.Context, grant Grant, path string, body map[stri
 // secrets lists the strings an upstream error body must never carry back into
 // an error message.
 func (c *Client) secrets(body map[string]string) []string {
-	return []string{c.clientSecret, body["refresh_token"]}
+	basic := base64.StdEncoding.EncodeToString([]byte(c.clientID + ":" + c.clientSecret))
+	return []string{c.clientSecret, basic, body["refresh_token"]}
 }
 
 type tokenAnswer struct {

@@ -226,3 +226,16 @@ func TestExpiresInMissingFallsBackToJWTExp(t *testing.T) {
 		t.Fatalf("expiry from exp claim: %s", d)
 	}
 }
+
+func TestEchoedAuthorizationHeaderIsRedacted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte("bad request, you sent: " + r.Header.Get("Authorization")))
+	}))
+	defer srv.Close()
+	_, err := newClient(srv.URL, time.Second).ClientCredentials(t.Context())
+	basic := "Y2lkOmNsaWVudC1zZWNyZXQtdmFsdWUteHl6" // base64("cid:" + testSecret)
+	if err == nil || strings.Contains(err.Error(), basic) || !strings.Contains(err.Error(), "[redacted]") {
+		t.Fatalf("echoed Authorization header: %v", err)
+	}
+}
