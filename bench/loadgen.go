@@ -7,11 +7,10 @@
 // `make bench` (scripts/bench.sh) runs it and writes docs/benchmarks.md. By
 // hand:
 //
-//	WETIX_BENCH=1 go test -v -count=1 -timeout 20m -run TestVault ./bench
+//	go test -v -count=1 -timeout 20m -run '^$' -bench '^BenchmarkVault$' -benchtime 1x ./bench
 //
-// Environment (all optional except WETIX_BENCH):
+// Environment (all optional):
 //
-//	WETIX_BENCH=1                 run at all (otherwise the test skips: `make test` must not benchmark)
 //	WETIX_BENCH_OUT=file          write the markdown fragment there
 //	WETIX_BENCH_DURATION=1.5s     measured time of one cell (one engine at one concurrency in one round)
 //	WETIX_BENCH_SLICES=5          the cell is measured in this many slices, the engines taking turns

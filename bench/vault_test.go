@@ -50,7 +50,7 @@ type settings struct {
 	out, profile     string
 }
 
-func loadSettings(t *testing.T) settings {
+func loadSettings(t testing.TB) settings {
 	s := settings{duration: 1500 * time.Millisecond, warmup: 100 * time.Millisecond, rounds: 3, slices: 5,
 		out: os.Getenv("WETIX_BENCH_OUT"), profile: os.Getenv("WETIX_BENCH_PROFILE")}
 	for env, dst := range map[string]*time.Duration{"WETIX_BENCH_DURATION": &s.duration, "WETIX_BENCH_WARMUP": &s.warmup} {
@@ -77,7 +77,7 @@ func loadSettings(t *testing.T) settings {
 // rig is one Vault dev server with the plugin registered, and the emulator
 // the main mount talks to.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	set     settings
 	srv     *vaulttest.Server
 	plugin  vaulttest.Plugin
@@ -93,13 +93,12 @@ type rig struct {
 	variantPID int
 }
 
-// TestVault is the whole real-server benchmark. It is not a timing test: it
-// fails only when something is wrong (an error answer, a second upstream
-// call), never because a figure is slow.
-func TestVault(t *testing.T) {
-	if os.Getenv("WETIX_BENCH") != "1" {
-		t.Skip("a benchmark, not a test: run it with WETIX_BENCH=1 (make bench)")
-	}
+// BenchmarkVault is the whole real-server benchmark, run once
+// (-benchtime 1x) by scripts/bench.sh; plain `go test` never runs it. It
+// measures with its own load generator rather than b.N, and fails only when
+// something is wrong (an error answer, a second upstream call), never
+// because a figure is slow.
+func BenchmarkVault(t *testing.B) {
 	set := loadSettings(t)
 	r := newRig(t, set)
 	var doc strings.Builder
@@ -137,7 +136,7 @@ func TestVault(t *testing.T) {
 	}
 }
 
-func newRig(t *testing.T, set settings) *rig {
+func newRig(t testing.TB, set settings) *rig {
 	dir := t.TempDir()
 	r := &rig{t: t, set: set, sizes: map[string]int{}}
 	r.plugin = pluginBinary(t, dir)
@@ -155,7 +154,7 @@ func newRig(t *testing.T, set settings) *rig {
 // pluginBinary puts the plugin into the plugin directory: the binary `make
 // build` produced when WETIX_PLUGIN_BINARY names it (what ships), else one
 // built from source. Version is empty when the binary's own is not known.
-func pluginBinary(t *testing.T, dir string) vaulttest.Plugin {
+func pluginBinary(t testing.TB, dir string) vaulttest.Plugin {
 	src := os.Getenv("WETIX_PLUGIN_BINARY")
 	if src == "" {
 		return vaulttest.BuildPlugin(t, dir, "v0.1.0")
