@@ -9,6 +9,7 @@ package wetix
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,14 @@ type backend struct {
 	tokens *tokenSource
 	// config caches the stored config; nil means "read storage".
 	config atomic.Pointer[wetixConfig]
-	now    func() time.Time
+	// configEpoch counts invalidations, so a read of storage that raced one
+	// is not cached.
+	configEpoch atomic.Uint64
+	now         func() time.Time
+	// stop ends the backend's lifetime context (Clean); background counts
+	// the periodic refreshes still running.
+	stop       context.CancelFunc
+	background sync.WaitGroup
 }
 
 // Factory is what Vault calls to create a mount.
@@ -47,8 +55,11 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	b := &backend{now: now}
+	life, stop := context.WithCancel(context.Background())
+	b := &backend{now: now, stop: stop}
 	b.tokens = &tokenSource{
+		life:            life,
+		config:          b.configFor,
 		now:             now,
 		logger:          logger.Named("tokens"),
 		canWrite:        b.canWrite,
@@ -72,11 +83,10 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 			// token. A capable seal wraps them at rest.
 			SealWrapStorage: []string{configStoragePath, tokensStoragePath},
 		},
-		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
-		),
+		Paths:          []*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,
+		Clean:          b.clean,
 		PeriodicFunc:   b.periodic,
 		RunningVersion: Version,
 	}
@@ -94,11 +104,20 @@ func (b *backend) canWrite() bool {
 func (b *backend) invalidate(_ context.Context, key string) {
 	switch key {
 	case configStoragePath:
+		b.configEpoch.Add(1)
 		b.config.Store(nil)
 		b.tokens.invalidate()
 	case tokensStoragePath:
 		b.tokens.invalidate()
 	}
+}
+
+// clean runs when the mount is disabled or its plugin reloaded: a refresh
+// still in flight stops, so it cannot call WeTix or write storage behind the
+// next instance's back.
+func (b *backend) clean(context.Context) {
+	b.stop()
+	b.background.Wait()
 }
 
 const backendHelp = `

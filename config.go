@@ -23,10 +23,12 @@ const (
 
 	defaultTTL            = time.Hour
 	defaultRequestTimeout = 30 * time.Second
-	maxRequestTimeout     = 5 * time.Minute
-	// defaultRefreshWindow: a token is refreshed when less than this share of
-	// its life remains (6 of 60 days for WeTix's access tokens).
-	defaultRefreshWindow = 0.1
+	// maxRequestTimeout keeps one call, and a retry after it, inside Vault's
+	// default 90s request deadline.
+	maxRequestTimeout = 60 * time.Second
+	// refreshWindow: a token is refreshed when less than this share of its
+	// life remains (6 of 60 days for WeTix's access tokens).
+	refreshWindow = 0.1
 )
 
 // wetixConfig is the stored config entry. It is seal-wrapped: it holds the
@@ -39,7 +41,6 @@ type wetixConfig struct {
 	SeedRefreshToken string        `json:"seed_refresh_token,omitempty"`
 	TTL              time.Duration `json:"ttl"`
 	RequestTimeout   time.Duration `json:"request_timeout"`
-	RefreshWindow    float64       `json:"refresh_window"`
 	// Generation changes whenever the stored tokens stop being valid for this
 	// config: new client credentials, a new OAuth URL, or a new seed refresh
 	// token. Tokens carry the generation they were obtained under, so a
@@ -72,9 +73,6 @@ func readConfig(ctx context.Context, storage logical.Storage) (*wetixConfig, err
 	if err := entry.DecodeJSON(&cfg); err != nil {
 		return nil, fmt.Errorf("decoding config: %w", err)
 	}
-	if cfg.RefreshWindow <= 0 || cfg.RefreshWindow >= 1 {
-		cfg.RefreshWindow = defaultRefreshWindow
-	}
 	return &cfg, nil
 }
 
@@ -91,21 +89,22 @@ func (b *backend) configFor(ctx context.Context, storage logical.Storage) (*weti
 	if cfg := b.config.Load(); cfg != nil {
 		return cfg, nil
 	}
+	epoch := b.configEpoch.Load()
 	cfg, err := readConfig(ctx, storage)
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	b.config.Store(cfg)
+	// An Invalidate that landed while storage was read makes this copy
+	// stale: serve it, but do not cache it.
+	if b.configEpoch.Load() == epoch {
+		b.config.CompareAndSwap(nil, cfg)
+	}
 	return cfg, nil
 }
 
 func newGeneration() string {
 	var buf [12]byte
-	if _, err := rand.Read(buf[:]); err != nil {
-		// crypto/rand does not fail on supported platforms; a time-based
-		// value is still unique enough to tell generations apart.
-		return fmt.Sprintf("t%x", time.Now().UnixNano())
-	}
+	_, _ = rand.Read(buf[:]) // never fails since Go 1.24
 	return hex.EncodeToString(buf[:])
 }
 
@@ -114,7 +113,8 @@ func newGeneration() string {
 func validateBaseURL(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("base_url %q is not an absolute URL; give one like https://oauth.wetix.my", raw)
+		// The input is not echoed: a mistyped URL may carry credentials.
+		return "", fmt.Errorf("base_url is not an absolute URL; give one like https://oauth.wetix.my")
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("base_url must not contain credentials, a query or a fragment; give the OAuth server's base URL only, like https://oauth.wetix.my")

@@ -50,7 +50,7 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			"request_timeout": {
 				Type:        framework.TypeDurationSecond,
-				Description: "Timeout of each call to WeTix (default 30s, at most 5m; 0 restores the default).",
+				Description: "Timeout of each call to WeTix (default 30s, at most 60s; 0 restores the default).",
 				Default:     int(defaultRequestTimeout.Seconds()),
 			},
 		},
@@ -158,7 +158,7 @@ func (b *backend) retireTokens(ctx context.Context, storage logical.Storage, cfg
 // create), validating each one. It returns a new value; prev is not changed.
 func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error) {
 	creating := prev == nil
-	cfg := &wetixConfig{Environment: envProduction, TTL: defaultTTL, RequestTimeout: defaultRequestTimeout, RefreshWindow: defaultRefreshWindow}
+	cfg := &wetixConfig{Environment: envProduction, TTL: defaultTTL, RequestTimeout: defaultRequestTimeout}
 	if !creating {
 		c := *prev
 		cfg = &c
@@ -227,7 +227,7 @@ func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error
 		case timeout == 0:
 			timeout = defaultRequestTimeout
 		case timeout > maxRequestTimeout:
-			return nil, fmt.Errorf("request_timeout %s is longer than the %s allowed; Vault would time the request out first", timeout, maxRequestTimeout)
+			return nil, fmt.Errorf("request_timeout %s is longer than the %s allowed: with a retry it would outlast Vault's default 90s request deadline", timeout, maxRequestTimeout)
 		}
 		cfg.RequestTimeout = timeout
 	}
@@ -241,7 +241,10 @@ func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error
 		seed = s
 	}
 
-	if creating || seeded || cfg.ClientID != prev.ClientID || cfg.ClientSecret != prev.ClientSecret || cfg.oauthURL() != prev.oauthURL() {
+	// Writing the same seed refresh token again keeps the generation:
+	// re-running a provisioning script must not make the plugin send an
+	// already spent seed a second time.
+	if creating || (seeded && seed != prev.SeedRefreshToken) || cfg.ClientID != prev.ClientID || cfg.ClientSecret != prev.ClientSecret || cfg.oauthURL() != prev.oauthURL() {
 		cfg.Generation = newGeneration()
 		cfg.SeedRefreshToken = ""
 		if seeded {

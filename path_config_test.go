@@ -200,3 +200,40 @@ func TestConfigCredentialChangeDiscardsTokens(t *testing.T) {
 	h.readToken()
 	h.wantCalls(4, 0)
 }
+
+func TestConfigRewritingTheSameSeedDoesNotReplayIt(t *testing.T) {
+	h := newHarness(t)
+	seed := h.wetix.SeedRefreshToken()
+	h.configure(map[string]interface{}{"refresh_token": seed})
+	first := h.readToken().Data["access_token"]
+	h.wantCalls(0, 1)
+
+	// A provisioning script runs again with the same (now spent) seed.
+	h.request(logical.UpdateOperation, "config", map[string]interface{}{"refresh_token": seed, "ttl": "30m"})
+	if h.readToken().Data["access_token"] != first {
+		t.Fatal("rewriting the same seed discarded the live tokens")
+	}
+	h.wantCalls(0, 1)
+
+	// A different seed is a new starting point.
+	seed2 := h.wetix.SeedRefreshToken()
+	h.request(logical.UpdateOperation, "config", map[string]interface{}{"refresh_token": seed2})
+	h.readToken()
+	h.wantCalls(0, 2)
+	if h.wetix.IsRefreshTokenLive(seed2) {
+		t.Fatal("the new seed was not used")
+	}
+}
+
+func TestCredentialFixClearsStaleStatusError(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"client_secret": "wrong"})
+	h.request(logical.ReadOperation, "token", nil)
+	if st := h.status(); st["healthy"] != false || st["last_error"] == "" {
+		t.Fatalf("status after a rejected secret: %v", st)
+	}
+	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_secret": "s3cret-client-secret-value"})
+	if st := h.status(); st["healthy"] != true || st["last_error"] != "" {
+		t.Fatalf("status still blames the old credentials: %v", st)
+	}
+}

@@ -20,7 +20,7 @@ func pathRotate(b *backend) *framework.Path {
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback: b.pathRotateWrite,
 				Summary:  "Replace the access and refresh tokens now.",
-				// Vault forwards writes from standbys to the active node.
+				// A rotation must run where storage can be written.
 				ForwardPerformanceStandby: true,
 				Responses: map[int][]framework.Response{
 					200: {{Description: "OK", Fields: statusFields}},
@@ -47,7 +47,7 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, _ *
 	if cfg == nil {
 		return logical.ErrorResponse(errNotConfigured.Error()), nil
 	}
-	res, err := b.tokens.refresh(ctx, req.Storage, cfg, true)
+	res, err := b.tokens.refresh(ctx, req.Storage, true)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
 )
 
 func pathStatus(b *backend) *framework.Path {
@@ -103,7 +105,7 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 func health(st *tokenState, now time.Time) (bool, string) {
 	lastFailed := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(st.Stats.LastRefreshAt)
 	switch {
-	case lastFailed && strings.Contains(st.Stats.LastError, "invalid_client"):
+	case lastFailed && st.Stats.LastErrorKind == client.KindInvalidClient.String():
 		return false, "WeTix rejects the client credentials. Write the current ones: vault write <mount>/config client_id=... client_secret=..."
 	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt):
 		return false, "The last refresh failed; the current access token is still served until " + formatTime(st.AccessExpiresAt) + ". See last_error; force a retry with vault write -f <mount>/rotate."

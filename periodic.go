@@ -11,6 +11,10 @@ import (
 // the refresh token nears its own expiry, so a mount nobody reads for months
 // still holds a live credential. It shares the single flight with reads, so a
 // tick during a read's refresh causes no second upstream call.
+//
+// The refresh runs in the background: Vault holds its state lock for the
+// whole periodic call, and a refresh during a WeTix outage can retry for a
+// minute, which would stall a seal or step-down.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.canWrite() {
 		// Only the node that can store the rotated refresh token may refresh.
@@ -27,8 +31,11 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.tokens.due(st, cfg) {
 		return nil
 	}
-	// A failure is recorded in status and retried on the next tick; the
-	// rollback manager only logs what we return.
-	_, err = b.tokens.refresh(ctx, req.Storage, cfg, false)
-	return err
+	b.background.Add(1)
+	go func() {
+		defer b.background.Done()
+		// A failure is recorded in status and retried on the next tick.
+		_, _ = b.tokens.refresh(b.tokens.life, req.Storage, false)
+	}()
+	return nil
 }

@@ -11,17 +11,13 @@ type retryPolicy struct {
 	attempts   int           // transient failures tolerated per refresh
 	base       time.Duration // first backoff
 	max        time.Duration // longest single wait, Retry-After included
-	overallCap time.Duration // total budget when the caller set no deadline
+	// budget bounds a whole refresh, retries included. It stays under
+	// Vault's default 90s request deadline so that waiting readers get the
+	// refresh's own answer rather than Vault's timeout.
+	budget time.Duration
 }
 
-var defaultRetryPolicy = retryPolicy{attempts: 4, base: 250 * time.Millisecond, max: 10 * time.Second, overallCap: 60 * time.Second}
-
-func (p retryPolicy) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, p.overallCap)
-}
+var defaultRetryPolicy = retryPolicy{attempts: 4, base: 250 * time.Millisecond, max: 10 * time.Second, budget: 80 * time.Second}
 
 // wait sleeps before the next attempt and says whether there is one: false
 // when attempts are used up or the wait would pass the deadline. A

@@ -46,6 +46,7 @@ type refreshStats struct {
 	CredentialGrants uint64    `json:"client_credentials_grants"`
 	Failures         uint64    `json:"failures"`
 	LastError        string    `json:"last_error,omitempty"`
+	LastErrorKind    string    `json:"last_error_kind,omitempty"`
 	LastErrorAt      time.Time `json:"last_error_at,omitempty"`
 }
 
@@ -70,12 +71,15 @@ func (s *tokenState) usableRefreshToken(now time.Time) bool {
 
 // forGeneration returns s if it belongs to cfg's generation, else the
 // starting state of that generation: no access token, the seed refresh token
-// if one was given, and the history kept.
+// if one was given, and the counts kept. The last error is dropped: it was
+// about the old credentials, and status would keep blaming them.
 func (s *tokenState) forGeneration(cfg *wetixConfig) *tokenState {
 	if s.Generation == cfg.Generation {
 		return s
 	}
-	return &tokenState{Generation: cfg.Generation, RefreshToken: cfg.SeedRefreshToken, Stats: s.Stats}
+	stats := s.Stats
+	stats.LastError, stats.LastErrorKind, stats.LastErrorAt = "", "", time.Time{}
+	return &tokenState{Generation: cfg.Generation, RefreshToken: cfg.SeedRefreshToken, Stats: stats}
 }
 
 func (s *tokenState) clone() *tokenState {

@@ -23,29 +23,36 @@ import (
 // It knows nothing about Vault paths or responses; the path handlers ask it for
 // a token and wrap the answer.
 type tokenSource struct {
-	// mu is the single-flight lock: held for a whole refresh, and by config
-	// writes so that tokens of an old client can never be stored over a new
-	// config.
+	// mu is held for a whole refresh and by config writes; a refresh
+	// re-reads the config under it, so tokens of an old client are never
+	// stored after a new config.
 	mu sync.Mutex
 	// cached mirrors the stored entry; nil means "read storage first". It is
 	// read without mu on the hot path.
 	cached atomic.Pointer[tokenState]
+	// epoch counts invalidations, so a storage read that raced one is
+	// served but not cached.
+	epoch atomic.Uint64
 	// pending holds a rotated pair whose storage write failed. It must be
 	// written before anything else happens: the refresh token inside it may be
 	// the only live one. Guarded by mu.
 	pending *tokenState
-	// lastFailure is the error of the last refresh, for failureCooldown.
-	// Guarded by mu.
+	// lastFailure is the error of the last refresh; until retryAt, reads
+	// answer from it instead of calling WeTix. Guarded by mu.
 	lastFailure     error
-	lastFailureAt   time.Time
+	retryAt         time.Time
 	failureCooldown time.Duration
 
 	flightMu sync.Mutex
 	flight   *flight
 
+	// life is the backend's lifetime: flights run under it, not under the
+	// request that started them, and stop when the mount goes away.
+	life      context.Context
 	now       func() time.Time
 	logger    hclog.Logger
 	canWrite  func() bool
+	config    func(context.Context, logical.Storage) (*wetixConfig, error)
 	retry     retryPolicy
 	newClient func(*wetixConfig) grantClient
 }
@@ -70,7 +77,7 @@ func (ts *tokenSource) get(ctx context.Context, storage logical.Storage, cfg *we
 	if st := ts.cached.Load(); st != nil && st.Generation == cfg.Generation && !ts.due(st, cfg) {
 		return &tokenResult{state: st}, nil
 	}
-	return ts.refresh(ctx, storage, cfg, false)
+	return ts.refresh(ctx, storage, false)
 }
 
 // due says whether the access token should be replaced before being served:
@@ -81,7 +88,7 @@ func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
 		return true
 	}
 	now := ts.now()
-	window := time.Duration(float64(st.accessLifetime()) * cfg.RefreshWindow)
+	window := time.Duration(float64(st.accessLifetime()) * refreshWindow)
 	if st.accessRemaining(now) <= window || st.accessRemaining(now) <= leaseMargin(st.accessLifetime()) {
 		return true
 	}
@@ -109,7 +116,7 @@ func refreshTokenNearExpiry(st *tokenState, cfg *wetixConfig, now time.Time) boo
 		return false
 	}
 	lifetime := st.RefreshExpiresAt.Sub(st.RefreshIssuedAt)
-	return st.RefreshExpiresAt.Sub(now) <= time.Duration(float64(lifetime)*cfg.RefreshWindow)
+	return st.RefreshExpiresAt.Sub(now) <= time.Duration(float64(lifetime)*refreshWindow)
 }
 
 // load returns the current state under mu: the in-memory copy, else
@@ -117,15 +124,18 @@ func refreshTokenNearExpiry(st *tokenState, cfg *wetixConfig, now time.Time) boo
 // credentials (or predate a seeded refresh token) and are set aside, keeping
 // only their history.
 func (ts *tokenSource) load(ctx context.Context, storage logical.Storage, cfg *wetixConfig) (*tokenState, error) {
-	st := ts.cached.Load()
-	if st == nil {
-		var err error
-		if st, err = readTokenState(ctx, storage); err != nil {
-			return nil, err
-		}
+	if st := ts.cached.Load(); st != nil && st.Generation == cfg.Generation {
+		return st, nil
+	}
+	epoch := ts.epoch.Load()
+	st, err := readTokenState(ctx, storage)
+	if err != nil {
+		return nil, err
 	}
 	st = st.forGeneration(cfg)
-	ts.cached.Store(st)
+	if ts.epoch.Load() == epoch {
+		ts.cached.Store(st)
+	}
 	return st, nil
 }
 
@@ -137,10 +147,11 @@ type flight struct {
 	err  error
 }
 
-// refresh runs the single flight. force skips the "still fresh" check (the
-// rotate path); a forced refresh that finds a flight in progress waits for it
-// and then runs its own, since that flight may have found nothing to do.
-func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, cfg *wetixConfig, force bool) (*tokenResult, error) {
+// refresh runs the single flight. force (the rotate path) skips the "still
+// fresh" check, the cooldown and stale serving; a forced refresh that finds a
+// flight in progress waits for it and then runs its own, since that flight
+// may have found nothing to do.
+func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, force bool) (*tokenResult, error) {
 	for {
 		ts.flightMu.Lock()
 		f := ts.flight
@@ -148,7 +159,7 @@ func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, cfg
 			f = &flight{done: make(chan struct{})}
 			ts.flight = f
 			ts.flightMu.Unlock()
-			return ts.lead(ctx, f, storage, cfg, force)
+			return ts.lead(f, storage, force)
 		}
 		ts.flightMu.Unlock()
 		select {
@@ -163,11 +174,13 @@ func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, cfg
 }
 
 // lead runs flight f and hands its outcome to everyone waiting on it.
-func (ts *tokenSource) lead(ctx context.Context, f *flight, storage logical.Storage, cfg *wetixConfig, force bool) (*tokenResult, error) {
-	// The flight outlives the request that started it: the readers waiting
-	// on it must not fail because the first caller hung up. retry.bound caps
-	// it instead.
-	f.res, f.err = ts.refreshLocked(context.WithoutCancel(ctx), storage, cfg, force)
+func (ts *tokenSource) lead(f *flight, storage logical.Storage, force bool) (*tokenResult, error) {
+	// The flight runs under the backend's lifetime, not the request that
+	// started it: the readers waiting on it must not fail because the first
+	// caller hung up. The retry budget bounds it.
+	ctx, cancel := context.WithTimeout(ts.life, ts.retry.budget)
+	defer cancel()
+	f.res, f.err = ts.refreshLocked(ctx, storage, force)
 
 	ts.flightMu.Lock()
 	ts.flight = nil
@@ -176,9 +189,18 @@ func (ts *tokenSource) lead(ctx context.Context, f *flight, storage logical.Stor
 	return f.res, f.err
 }
 
-func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storage, cfg *wetixConfig, force bool) (*tokenResult, error) {
+func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storage, force bool) (*tokenResult, error) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+
+	// The config may have changed, or gone, since the caller read it.
+	cfg, err := ts.config(ctx, storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return nil, errNotConfigured
+	}
 
 	if err := ts.flushPendingLocked(ctx, storage); err != nil {
 		return nil, err
@@ -200,14 +222,14 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 	// Right after a failed refresh, answer from that failure rather than
 	// calling WeTix again: during an outage every read would otherwise sit
 	// through a full round of retries.
-	if !force && ts.lastFailure != nil && ts.now().Sub(ts.lastFailureAt) < ts.failureCooldown {
-		return ts.failed(cur, cfg, ts.lastFailure)
+	if !force && ts.lastFailure != nil && ts.now().Before(ts.retryAt) {
+		return ts.failed(cur, cfg, ts.lastFailure, false)
 	}
 
 	pair, err := ts.obtain(ctx, storage, cfg, cur)
 	if err != nil {
 		ts.recordFailure(ctx, storage, err)
-		return ts.failed(ts.cachedOr(cur), cfg, err)
+		return ts.failed(ts.cachedOr(cur), cfg, err, force)
 	}
 	ts.lastFailure = nil
 
@@ -286,8 +308,6 @@ func (st *tokenState) apply(pair *client.Pair, now time.Time) {
 // then the client-credentials grant, retrying transient failures within the
 // deadline.
 func (ts *tokenSource) obtain(ctx context.Context, storage logical.Storage, cfg *wetixConfig, cur *tokenState) (*client.Pair, error) {
-	ctx, cancel := ts.retry.bound(ctx)
-	defer cancel()
 	c := ts.newClient(cfg)
 	useRefresh := cur.usableRefreshToken(ts.now())
 
@@ -299,7 +319,7 @@ func (ts *tokenSource) obtain(ctx context.Context, storage logical.Storage, cfg 
 				return pair, nil
 			}
 			var serr *storageErr
-			if errors.As(err, &serr) {
+			if errors.As(err, &serr) || errors.Is(err, logical.ErrReadOnly) {
 				return nil, err
 			}
 			if cerr, ok := client.AsError(err); ok && !cerr.Sent && cerr.Kind == client.KindTransient {
@@ -360,8 +380,9 @@ func (ts *tokenSource) tryRefresh(ctx context.Context, storage logical.Storage, 
 
 // failed decides what a read gets when no new pair could be had: the old
 // token with a warning if the failure was transient and the old token outlives
-// a lease, otherwise the error.
-func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error) (*tokenResult, error) {
+// a lease, otherwise the error. A forced rotation always gets the error: its
+// caller asked for a new token and must learn it did not get one.
+func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, force bool) (*tokenResult, error) {
 	var serr *storageErr
 	if errors.As(err, &serr) || errors.Is(err, logical.ErrReadOnly) {
 		return nil, err
@@ -371,7 +392,7 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error) (*to
 		return nil, fmt.Errorf("refreshing the WeTix token: %w", err)
 	}
 	now := ts.now()
-	if cerr.Kind == client.KindTransient && cur.hasAccessToken() &&
+	if !force && cerr.Kind == client.KindTransient && cur.hasAccessToken() &&
 		cur.accessRemaining(now)-leaseMargin(cur.accessLifetime()) >= cfg.TTL {
 		return &tokenResult{state: cur, warnings: []string{fmt.Sprintf(
 			"WeTix could not be reached to refresh the access token (%s); serving the current token, which expires at %s. The plugin will try again on a later read.",
@@ -380,14 +401,20 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error) (*to
 	return nil, operatorError(cerr)
 }
 
-// recordFailure keeps the last error for the status path and the cooldown.
-// Storing it is best effort: a failure to store must not mask the real error.
+// recordFailure keeps the last error for the status path and the cooldown,
+// which lasts at least as long as WeTix's Retry-After asked. Storing it is
+// best effort: a failure to store must not mask the real error.
 func (ts *tokenSource) recordFailure(ctx context.Context, storage logical.Storage, err error) {
 	now := ts.now()
-	ts.lastFailure, ts.lastFailureAt = err, now
+	wait := ts.failureCooldown
+	if cerr, ok := client.AsError(err); ok && cerr.RetryAfter > wait {
+		wait = cerr.RetryAfter
+	}
+	ts.lastFailure, ts.retryAt = err, now.Add(wait)
 	st := ts.cachedOr(&tokenState{}).clone()
 	st.Stats.Failures++
 	st.Stats.LastError = err.Error()
+	st.Stats.LastErrorKind = errorKind(err)
 	st.Stats.LastErrorAt = now
 	if werr := writeTokenState(ctx, storage, st); werr == nil {
 		ts.cached.Store(st)
@@ -403,7 +430,7 @@ func operatorError(cerr *client.Error) error {
 	case client.KindPermanent:
 		return fmt.Errorf("WeTix refused the token request (%s). Check the OAuth URL with `vault read <mount>/config` (environment, base_url)", cerr.Error())
 	case client.KindRejected:
-		return fmt.Errorf("WeTix rejected the refresh token and the client-credentials grant did not run (%s)", cerr.Error())
+		return fmt.Errorf("WeTix rejected the client-credentials grant as if it were a bad refresh token (%s). Check the OAuth URL with `vault read <mount>/config`", cerr.Error())
 	default:
 		return fmt.Errorf("WeTix is unavailable (%s) and the current access token cannot be served; try again later, `vault read <mount>/status` shows the last error", cerr.Error())
 	}
@@ -428,6 +455,7 @@ func storageError(err error) error {
 // invalidate forgets the in-memory copy so the next read goes to storage.
 // Used when storage changes underneath (a standby, a config change).
 func (ts *tokenSource) invalidate() {
+	ts.epoch.Add(1)
 	ts.cached.Store(nil)
 }
 
@@ -446,4 +474,17 @@ func leaseMargin(lifetime time.Duration) time.Duration {
 		m = time.Minute
 	}
 	return m
+}
+
+// errorKind names a failure for status, so advice does not depend on
+// WeTix's wording.
+func errorKind(err error) string {
+	var serr *storageErr
+	if errors.As(err, &serr) {
+		return "storage"
+	}
+	if cerr, ok := client.AsError(err); ok {
+		return cerr.Kind.String()
+	}
+	return "other"
 }

@@ -279,3 +279,39 @@ func errText(resp *logical.Response, err error) string {
 	}
 	return ""
 }
+
+func TestRotateFailureIsAnErrorNotAStaleToken(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"ttl": "1m"})
+	h.readToken()
+	h.wetix.Fault(wetixtest.FaultStatus(503, ""))
+	resp, err := h.request(logical.UpdateOperation, "rotate", nil)
+	if !strings.Contains(errText(resp, err), "WeTix is unavailable") {
+		t.Fatalf("rotate during an outage: %q; the operator must learn the rotation failed", errText(resp, err))
+	}
+	// Reads still get the (valid, not due) token.
+	h.readToken()
+}
+
+func TestRetryAfterLongerThanCooldownIsHonouredAcrossReads(t *testing.T) {
+	h := newHarness(t)
+	h.b.tokens.failureCooldown = 5 * time.Second
+	h.configure(map[string]interface{}{"ttl": "1m"})
+	h.makeDue()
+	h.wetix.Fault(wetixtest.FaultRetryAfter(120))
+	resp := h.readToken() // stale + warning
+	if len(resp.Warnings) == 0 {
+		t.Fatal("want the old token with a warning")
+	}
+	cc, rf := h.calls()
+	h.clock.Advance(60 * time.Second)
+	h.readToken()
+	if cc2, rf2 := h.calls(); cc2 != cc || rf2 != rf {
+		t.Fatalf("WeTix asked to wait 120s but was called again after 60s (%d+%d -> %d+%d calls)", cc, rf, cc2, rf2)
+	}
+	h.wetix.ClearFaults()
+	h.clock.Advance(61 * time.Second)
+	if tok := h.readToken().Data["access_token"]; tok != h.wetix.LastIssued().AccessToken {
+		t.Fatal("no refresh once Retry-After passed")
+	}
+}

@@ -82,6 +82,11 @@ func New(cfg Config) *Client {
 	if hc == nil {
 		hc = &http.Client{Transport: defaultTransport()}
 	}
+	// A redirect would resend the Basic header and the refresh token to
+	// wherever Location points, past the base_url rules; never follow one.
+	noRedirects := *hc
+	noRedirects.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc = &noRedirects
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -101,7 +106,6 @@ func defaultTransport() *http.Transport {
 	// Token calls are rare (one per token lifetime); idle connections would
 	// only hold sockets open for weeks.
 	t.DisableKeepAlives = true
-	t.Proxy = http.ProxyFromEnvironment
 	return t
 }
 
@@ -110,8 +114,9 @@ func (c *Client) ClientCredentials(ctx context.Context) (*Pair, error) {
 	return c.do(ctx, GrantClientCredentials, tokenPath, map[string]string{"grant_type": "client_credentials"})
 }
 
-// Refresh trades a refresh token for a new pair. Once this has been called the
-// refresh token must be assumed spent, whatever the outcome (see Error.Sent).
+// Refresh trades a refresh token for a new pair. Unless the error says the
+// request was never sent (Error.Sent false), the refresh token must be
+// assumed spent, whatever the outcome.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Pair, error) {
 	if refreshToken == "" {
 		return nil, &Error{Grant: GrantRefresh, Kind: KindRejected, Message: "no refresh token to use"}
@@ -168,7 +173,7 @@ func (c *Client) do(ctx context.Context, grant Grant, path string, body map[stri
 	if resp.StatusCode != http.StatusOK {
 		return nil, statusError(grant, resp, raw, c.secrets(body))
 	}
-	pair, err := parsePair(raw, sentAt, c.secrets(body))
+	pair, err := parsePair(raw, sentAt)
 	if err != nil {
 		// WeTix answered 200, so it probably issued tokens we cannot read: the
 		// refresh token is spent. Transient, so the caller retries through the
@@ -194,10 +199,10 @@ type tokenAnswer struct {
 	TokenType             string `json:"token_type"`
 }
 
-func parsePair(raw []byte, sentAt time.Time, secrets []string) (*Pair, error) {
+func parsePair(raw []byte, sentAt time.Time) (*Pair, error) {
 	var a tokenAnswer
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("answer is not the documented JSON (%s)", describeBody(raw, secrets))
+		return nil, fmt.Errorf("answer is not the documented JSON (%s: %s)", describeBody(raw), jsonErrorText(err))
 	}
 	if a.AccessToken == "" {
 		return nil, errors.New("answer has no access_token")
@@ -247,4 +252,18 @@ func wholeSeconds(n int64) time.Duration {
 		n--
 	}
 	return time.Duration(n) * time.Second
+}
+
+// jsonErrorText keeps encoding/json's description of what was wrong but not
+// the offending value, which could be a token.
+func jsonErrorText(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("field %s is a JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return fmt.Sprintf("invalid JSON at byte %d", syntaxErr.Offset)
+	}
+	return "unreadable JSON"
 }

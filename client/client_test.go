@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,5 +238,24 @@ func TestEchoedAuthorizationHeaderIsRedacted(t *testing.T) {
 	basic := "Y2lkOmNsaWVudC1zZWNyZXQtdmFsdWUteHl6" // base64("cid:" + testSecret)
 	if err == nil || strings.Contains(err.Error(), basic) || !strings.Contains(err.Error(), "[redacted]") {
 		t.Fatalf("echoed Authorization header: %v", err)
+	}
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var leaked atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(true)
+	}))
+	defer elsewhere.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	_, err := newClient(srv.URL, time.Second).Refresh(t.Context(), "rt-value")
+	if e, ok := AsError(err); !ok || e.Kind != KindPermanent || e.Status != http.StatusTemporaryRedirect {
+		t.Fatalf("redirect: %v", err)
+	}
+	if leaked.Load() {
+		t.Fatal("the client followed a redirect with the credentials")
 	}
 }

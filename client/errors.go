@@ -142,6 +142,10 @@ func classify(grant Grant, status int, code string) Kind {
 	switch {
 	case status == http.StatusTooManyRequests, status == http.StatusRequestTimeout, status >= 500:
 		return KindTransient
+	case status >= 300 && status < 400:
+		// Redirects are not followed (see New); a moved OAuth server is a
+		// base_url the operator must fix.
+		return KindPermanent
 	case status == http.StatusBadRequest || status == http.StatusUnauthorized:
 		// On /auth/refresh a bare 400/401 most likely means the refresh token
 		// is dead; the client-credentials grant will tell whether the client
@@ -203,7 +207,7 @@ func parseErrorBody(raw []byte, contentType string, secrets []string) (code, des
 			}
 			desc := firstNonEmpty(body.ErrorDescription, body.Message, strings.Join(msgs, "; "))
 			if errCode != "" || desc != "" {
-				return errCode, truncate(redact(clean(desc), secrets), 200)
+				return redact(errCode, secrets), truncate(redact(clean(desc), secrets), 200)
 			}
 		}
 	}
@@ -216,9 +220,18 @@ func parseErrorBody(raw []byte, contentType string, secrets []string) (code, des
 	return "", truncate(clean(trimmed), 200)
 }
 
-func describeBody(raw []byte, secrets []string) string {
-	_, desc := parseErrorBody([]byte(redact(string(raw), secrets)), "", secrets)
-	return fmt.Sprintf("%d bytes: %s", len(raw), desc)
+// describeBody says what a 200 answer that could not be parsed looked like
+// without quoting it: a success answer carries fresh tokens that are in no
+// redaction list yet. An HTML page's title is safe enough to name.
+func describeBody(raw []byte) string {
+	trimmed := strings.TrimSpace(string(raw))
+	if strings.HasPrefix(strings.ToLower(trimmed), "<") {
+		if m := htmlTitle.FindStringSubmatch(trimmed); m != nil {
+			return fmt.Sprintf("%d bytes, an HTML page titled %q", len(raw), truncate(redact(clean(m[1]), nil), 80))
+		}
+		return fmt.Sprintf("%d bytes of HTML", len(raw))
+	}
+	return fmt.Sprintf("%d bytes", len(raw))
 }
 
 func clean(s string) string {
