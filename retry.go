@@ -8,9 +8,9 @@ import (
 
 // retryPolicy bounds how hard a read pushes a failing WeTix.
 type retryPolicy struct {
-	attempts   int           // transient failures tolerated per refresh
-	base       time.Duration // first backoff
-	max        time.Duration // longest single wait, Retry-After included
+	attempts int           // transient failures tolerated per refresh
+	base     time.Duration // first backoff
+	max      time.Duration // longest single wait, Retry-After included
 	// budget bounds a whole refresh, retries included. It stays under
 	// Vault's default 90s request deadline so that waiting readers get the
 	// refresh's own answer rather than Vault's timeout.
