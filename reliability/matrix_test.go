@@ -279,13 +279,13 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 			t.Fatalf("remount (to run the periodic func): %v", err)
 		}
 		mount = moved
+		// The periodic func starts the refresh in the background and
+		// returns (Vault holds its state lock while it runs): wait until
+		// status records the outcome.
+		after := waitPeriodicOutcome(t, e, mount, before)
 		c.calls = callsOf(em).minus(pre)
 		if !c.interfered && c.calls.total() == 0 {
 			t.Fatalf("the periodic func did not call WeTix for a due token")
-		}
-		after, err := e.status(mount)
-		if err != nil {
-			t.Fatal(err)
 		}
 		checkPeriodicStatus(t, f, before, after)
 	}
@@ -494,4 +494,24 @@ func cellText(c *cell) string {
 		s += " · **NO RECOVERY**"
 	}
 	return s
+}
+
+// waitPeriodicOutcome polls status until a background refresh has counted
+// a success or a failure, for at most 60s (a full retry round is shorter).
+func waitPeriodicOutcome(t *testing.T, e *vaultEnv, mount string, before map[string]interface{}) map[string]interface{} {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		after, err := e.status(mount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if intField(after, "refreshes") > intField(before, "refreshes") || intField(after, "failures") > intField(before, "failures") {
+			return after
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background refresh recorded no outcome in 60s: %v", after)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
