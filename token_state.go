@@ -21,11 +21,11 @@ type tokenState struct {
 	Generation string `json:"generation"`
 
 	AccessToken      string    `json:"access_token,omitempty"`
-	AccessIssuedAt   time.Time `json:"access_issued_at,omitempty"`
-	AccessExpiresAt  time.Time `json:"access_expires_at,omitempty"`
+	AccessIssuedAt   time.Time `json:"access_issued_at,omitzero"`
+	AccessExpiresAt  time.Time `json:"access_expires_at,omitzero"`
 	RefreshToken     string    `json:"refresh_token,omitempty"`
-	RefreshIssuedAt  time.Time `json:"refresh_issued_at,omitempty"`
-	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitempty"`
+	RefreshIssuedAt  time.Time `json:"refresh_issued_at,omitzero"`
+	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
 	// RefreshSent is set, and stored, before the refresh token is sent to
 	// WeTix. WeTix does not document whether refresh tokens are single-use,
 	// so once sent, the token is treated as spent unless a new pair was
@@ -39,7 +39,7 @@ type tokenState struct {
 // refreshStats feeds the status path. It lives in storage beside the tokens
 // so every node of an HA cluster reports the same history.
 type refreshStats struct {
-	LastRefreshAt    time.Time `json:"last_refresh_at,omitempty"`
+	LastRefreshAt    time.Time `json:"last_refresh_at,omitzero"`
 	LastGrant        string    `json:"last_grant,omitempty"`
 	Refreshes        uint64    `json:"refreshes"`
 	RefreshGrants    uint64    `json:"refresh_grants"`
@@ -47,7 +47,7 @@ type refreshStats struct {
 	Failures         uint64    `json:"failures"`
 	LastError        string    `json:"last_error,omitempty"`
 	LastErrorKind    string    `json:"last_error_kind,omitempty"`
-	LastErrorAt      time.Time `json:"last_error_at,omitempty"`
+	LastErrorAt      time.Time `json:"last_error_at,omitzero"`
 }
 
 func (s *tokenState) hasAccessToken() bool { return s != nil && s.AccessToken != "" }
