@@ -73,6 +73,9 @@ func TestReadToken(t *testing.T) {
 	// Real CLI.
 	out := s.MustCLI("read", "-format=json", "wetix/token")
 	checkTokenJSON(t, "vault read -format=json wetix/token", []byte(out), issued, expiresAt)
+	if field := strings.TrimSpace(s.MustCLI("read", "-field=access_token", "wetix/token")); field != issued.AccessToken {
+		t.Errorf("vault read -field=access_token wetix/token printed %d bytes, not the issued token", len(field))
+	}
 
 	// Plain HTTP, the curl line of the README.
 	code, body := rawGet(t, s.Addr, "wetix/token", s.Token)
@@ -82,7 +85,7 @@ func TestReadToken(t *testing.T) {
 	checkTokenJSON(t, "GET /v1/wetix/token", body, issued, expiresAt)
 
 	if n := emu.Calls(wetixtest.GrantClientCredentials) + emu.Calls(wetixtest.GrantRefresh); n != 1 {
-		t.Errorf("three reads made %d calls to WeTix, want 1: the token is cached", n)
+		t.Errorf("four reads made %d calls to WeTix, want 1: the token is cached", n)
 	}
 
 	// A ttl shorter than the token's life is the lease, to the second.
