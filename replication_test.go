@@ -1,0 +1,86 @@
+package wetix
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/helper/consts"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// onPerformanceStandby rebuilds the harness's backend as Vault would set it
+// up on a performance standby, sharing the same storage: reads work there,
+// writes return ErrReadOnly.
+func (h *harness) onPerformanceStandby() *harness {
+	h.t.Helper()
+	standby := *h
+	standby.b = newBackend(nil, h.clock.Now)
+	standby.b.tokens.failureCooldown = 0
+	conf := logical.TestBackendConfig()
+	sys := logical.TestSystemView()
+	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
+	conf.System = sys
+	if err := standby.b.Setup(context.Background(), conf); err != nil {
+		h.t.Fatal(err)
+	}
+	return &standby
+}
+
+func TestPerformanceStandbyServesValidTokenLocally(t *testing.T) {
+	active := newHarness(t)
+	active.configure(nil)
+	tok := active.readToken().Data["access_token"]
+
+	standby := active.onPerformanceStandby()
+	if got := standby.readToken().Data["access_token"]; got != tok {
+		t.Fatal("standby served a different token")
+	}
+	active.wantCalls(1, 0)
+}
+
+func TestPerformanceStandbyForwardsDueRefreshBeforeCallingWeTix(t *testing.T) {
+	active := newHarness(t)
+	active.configure(nil)
+	active.makeDue()
+
+	standby := active.onPerformanceStandby()
+	_, err := standby.request(logical.ReadOperation, "token", nil)
+	if !errors.Is(err, logical.ErrReadOnly) {
+		t.Fatalf("want ErrReadOnly so Vault forwards to the active node, got %v", err)
+	}
+	_, err = standby.request(logical.UpdateOperation, "rotate", nil)
+	if !errors.Is(err, logical.ErrReadOnly) {
+		t.Fatalf("rotate on a standby: want ErrReadOnly, got %v", err)
+	}
+	// The periodic function does nothing there either.
+	if _, err := standby.b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RollbackOperation, Storage: standby.storage}); err != nil {
+		t.Fatal(err)
+	}
+	standby.b.background.Wait()
+	active.wantCalls(0, 0)
+
+	// Forwarded to the active node, the read refreshes once.
+	active.readToken()
+	active.wantCalls(0, 1)
+}
+
+func TestInvalidateDropsStandbyCopies(t *testing.T) {
+	active := newHarness(t)
+	active.configure(nil)
+	active.readToken()
+	standby := active.onPerformanceStandby()
+	old := standby.readToken().Data["access_token"]
+
+	// The active node rotates; Vault tells the standby which key changed.
+	if resp, err := active.request(logical.UpdateOperation, "rotate", nil); err != nil || resp.IsError() {
+		t.Fatal(err)
+	}
+	if standby.readToken().Data["access_token"] != old {
+		t.Fatal("test setup: standby should still hold its in-memory copy")
+	}
+	standby.b.InvalidateKey(t.Context(), tokensStoragePath)
+	if got := standby.readToken().Data["access_token"]; got == old || got != active.readToken().Data["access_token"] {
+		t.Fatal("after Invalidate the standby still serves the rotated-away token")
+	}
+}
