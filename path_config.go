@@ -56,14 +56,15 @@ func pathConfig(b *backend) *framework.Path {
 		},
 		ExistenceCheck: b.configExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.CreateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Write the WeTix client configuration."},
-			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Change the WeTix client configuration; only the fields given change."},
+			// Writes go to the node that can store them.
+			logical.CreateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Write the WeTix client configuration.", ForwardPerformanceStandby: true},
+			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Change the WeTix client configuration; only the fields given change.", ForwardPerformanceStandby: true},
 			logical.ReadOperation: &framework.PathOperation{
 				Callback:  b.pathConfigRead,
 				Summary:   "Read the configuration, without its secrets.",
 				Responses: map[int][]framework.Response{200: {{Description: "OK", Fields: configReadFields}}},
 			},
-			logical.DeleteOperation: &framework.PathOperation{Callback: b.pathConfigDelete, Summary: "Delete the configuration and every stored token."},
+			logical.DeleteOperation: &framework.PathOperation{Callback: b.pathConfigDelete, Summary: "Delete the configuration and every stored token.", ForwardPerformanceStandby: true},
 		},
 		HelpSynopsis:    "Configure the WeTix client credentials.",
 		HelpDescription: strings.TrimSpace(configHelp),

@@ -84,3 +84,15 @@ func TestInvalidateDropsStandbyCopies(t *testing.T) {
 		t.Fatal("after Invalidate the standby still serves the rotated-away token")
 	}
 }
+
+func TestPerformanceStandbyForwardsConfigWrites(t *testing.T) {
+	active := newHarness(t)
+	active.configure(nil)
+	standby := active.onPerformanceStandby()
+	for _, op := range []logical.Operation{logical.UpdateOperation, logical.DeleteOperation} {
+		_, err := standby.request(op, "config", map[string]interface{}{"ttl": "5m"})
+		if !errors.Is(err, logical.ErrReadOnly) {
+			t.Fatalf("config %s on a standby: want ErrReadOnly, got %v", op, err)
+		}
+	}
+}
