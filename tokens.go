@@ -293,6 +293,10 @@ func (st *tokenState) apply(pair *client.Pair, now time.Time) {
 		// wrong, the next refresh gets invalid_grant and falls back to the
 		// client credentials: one extra call, nothing lost.
 		st.RefreshSent = false
+	case st.RefreshSent:
+		// Client credentials answered without a refresh token, and the one
+		// kept was already sent: it is worth nothing, so keep nothing.
+		st.RefreshToken, st.RefreshIssuedAt, st.RefreshExpiresAt, st.RefreshSent = "", time.Time{}, time.Time{}, false
 	}
 	st.Stats.LastRefreshAt = now
 	st.Stats.LastGrant = string(pair.Grant)
