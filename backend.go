@@ -9,7 +9,6 @@ package wetix
 import (
 	"context"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,10 +35,8 @@ type backend struct {
 	// is not cached.
 	configEpoch atomic.Uint64
 	now         func() time.Time
-	// stop ends the backend's lifetime context (Clean); background counts
-	// the periodic refreshes still running.
-	stop       context.CancelFunc
-	background sync.WaitGroup
+	// stop ends the backend's lifetime context (Clean).
+	stop context.CancelFunc
 }
 
 // Factory is what Vault calls to create a mount.
@@ -65,6 +62,7 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 		canWrite:        b.canWrite,
 		retry:           defaultRetryPolicy,
 		failureCooldown: 5 * time.Second,
+		outageGrace:     time.Second,
 		newClient: func(cfg *wetixConfig) grantClient {
 			return client.New(client.Config{
 				BaseURL:      cfg.oauthURL(),
@@ -117,7 +115,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 // next instance's back.
 func (b *backend) clean(context.Context) {
 	b.stop()
-	b.background.Wait()
+	b.tokens.background.Wait()
 }
 
 const backendHelp = `

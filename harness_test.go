@@ -86,6 +86,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
 	b := newBackend(logger, clock.Now)
 	b.tokens.failureCooldown = 0
+	b.tokens.outageGrace = 200 * time.Millisecond
 	b.tokens.retry = retryPolicy{attempts: 4, base: 5 * time.Millisecond, max: 3 * time.Second, budget: 20 * time.Second}
 	conf := logical.TestBackendConfig()
 	conf.Logger = logger

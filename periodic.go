@@ -31,11 +31,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.tokens.due(st, cfg) {
 		return nil
 	}
-	b.background.Add(1)
-	go func() {
-		defer b.background.Done()
-		// A failure is recorded in status and retried on the next tick.
-		_, _ = b.tokens.refresh(b.tokens.life, req.Storage, false)
-	}()
+	// A failure is recorded in status and retried on the next tick.
+	b.tokens.refreshInBackground(req.Storage)
 	return nil
 }

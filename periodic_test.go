@@ -15,7 +15,7 @@ func (h *harness) tick() error {
 	h.t.Helper()
 	_, err := h.b.HandleRequest(h.t.Context(), &logical.Request{Operation: logical.RollbackOperation, Path: "", Storage: h.storage})
 	// The refresh runs in the background; wait for it as Vault would not.
-	h.b.background.Wait()
+	h.b.tokens.background.Wait()
 	return err
 }
 

@@ -57,7 +57,7 @@ func TestPerformanceStandbyForwardsDueRefreshBeforeCallingWeTix(t *testing.T) {
 	if _, err := standby.b.HandleRequest(t.Context(), &logical.Request{Operation: logical.RollbackOperation, Storage: standby.storage}); err != nil {
 		t.Fatal(err)
 	}
-	standby.b.background.Wait()
+	standby.b.tokens.background.Wait()
 	active.wantCalls(0, 0)
 
 	// Forwarded to the active node, the read refreshes once.

@@ -45,6 +45,15 @@ type tokenSource struct {
 
 	flightMu sync.Mutex
 	flight   *flight
+	// outage is set while the last refresh failed: from then on a read of a
+	// still servable token gets it at once, with a warning, and the retry
+	// runs in the background instead of holding the read.
+	outage atomic.Bool
+	// background counts refreshes running without a caller (Clean waits).
+	background sync.WaitGroup
+	// outageGrace is how long a read of a servable token waits for a
+	// refresh during an outage before it takes the current token.
+	outageGrace time.Duration
 
 	// life is the backend's lifetime: flights run under it, not under the
 	// request that started them, and stop when the mount goes away.
@@ -74,10 +83,77 @@ var errNotConfigured = errors.New("the WeTix client is not configured: run `vaul
 
 // get returns a token that is not due, refreshing it when needed.
 func (ts *tokenSource) get(ctx context.Context, storage logical.Storage, cfg *wetixConfig) (*tokenResult, error) {
-	if st := ts.cached.Load(); st != nil && st.Generation == cfg.Generation && !ts.due(st, cfg) {
-		return &tokenResult{state: st}, nil
+	st := ts.cached.Load()
+	if st != nil && st.Generation == cfg.Generation {
+		if !ts.due(st, cfg) {
+			return &tokenResult{state: st}, nil
+		}
+		// During an outage only the first failing refresh makes readers
+		// wait; after that a token that still outlives a lease is served at
+		// once and the retry happens behind it. Without this, every read
+		// after each cooldown would sit through a full round of retries
+		// against a WeTix that may just be hanging.
+		if ts.outage.Load() && ts.servable(st, cfg) {
+			return ts.staleWhileRefreshing(ctx, storage, st)
+		}
 	}
 	return ts.refresh(ctx, storage, false)
+}
+
+// servable says whether a due token may still be handed out: it outlives a
+// full lease, margin included.
+func (ts *tokenSource) servable(st *tokenState, cfg *wetixConfig) bool {
+	return st.hasAccessToken() && st.accessRemaining(ts.now())-leaseMargin(st.accessLifetime()) >= cfg.TTL
+}
+
+// staleWhileRefreshing gives a refresh outageGrace to succeed (WeTix may be
+// back), then serves the current token with a warning and lets the refresh
+// go on without the reader.
+func (ts *tokenSource) staleWhileRefreshing(ctx context.Context, storage logical.Storage, st *tokenState) (*tokenResult, error) {
+	f := ts.refreshInBackground(storage)
+	grace := time.NewTimer(ts.outageGrace)
+	defer grace.Stop()
+	select {
+	case <-f.done:
+		if f.err == nil {
+			return f.res, nil
+		}
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	return &tokenResult{state: st, warnings: []string{staleWarning(st, ts.lastFailureText())}}, nil
+}
+
+// refreshInBackground joins the flight in progress or starts one that no
+// caller waits for; it stops with the backend.
+func (ts *tokenSource) refreshInBackground(storage logical.Storage) *flight {
+	ts.flightMu.Lock()
+	defer ts.flightMu.Unlock()
+	if ts.flight != nil {
+		return ts.flight
+	}
+	f := &flight{done: make(chan struct{})}
+	ts.flight = f
+	ts.background.Add(1)
+	go func() {
+		defer ts.background.Done()
+		_, _ = ts.lead(f, storage, false)
+	}()
+	return f
+}
+
+func staleWarning(st *tokenState, cause string) string {
+	return fmt.Sprintf("WeTix could not be reached to refresh the access token (%s); serving the current token, which expires at %s. The plugin keeps retrying.",
+		cause, st.AccessExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// lastFailureText is the last refresh error as stored for status: safe to
+// show, and readable without the lock.
+func (ts *tokenSource) lastFailureText() string {
+	if st := ts.cached.Load(); st != nil && st.Stats.LastError != "" {
+		return st.Stats.LastError
+	}
+	return "the last refresh failed"
 }
 
 // due says whether the access token should be replaced before being served:
@@ -232,6 +308,7 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 		return ts.failed(ts.cachedOr(cur), cfg, err, force)
 	}
 	ts.lastFailure = nil
+	ts.outage.Store(false)
 
 	next := ts.cachedOr(cur).clone()
 	next.apply(pair, ts.now())
@@ -395,12 +472,8 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, forc
 	if !ok {
 		return nil, fmt.Errorf("refreshing the WeTix token: %w", err)
 	}
-	now := ts.now()
-	if !force && cerr.Kind == client.KindTransient && cur.hasAccessToken() &&
-		cur.accessRemaining(now)-leaseMargin(cur.accessLifetime()) >= cfg.TTL {
-		return &tokenResult{state: cur, warnings: []string{fmt.Sprintf(
-			"WeTix could not be reached to refresh the access token (%s); serving the current token, which expires at %s. The plugin will try again on a later read.",
-			cerr.Error(), cur.AccessExpiresAt.UTC().Format(time.RFC3339))}}, nil
+	if !force && cerr.Kind == client.KindTransient && ts.servable(cur, cfg) {
+		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}}, nil
 	}
 	return nil, operatorError(cerr)
 }
@@ -415,6 +488,9 @@ func (ts *tokenSource) recordFailure(ctx context.Context, storage logical.Storag
 		wait = cerr.RetryAfter
 	}
 	ts.lastFailure, ts.retryAt = err, now.Add(wait)
+	if cerr, ok := client.AsError(err); ok && cerr.Kind == client.KindTransient {
+		ts.outage.Store(true)
+	}
 	st := ts.cachedOr(&tokenState{}).clone()
 	st.Stats.Failures++
 	st.Stats.LastError = err.Error()
@@ -467,6 +543,7 @@ func (ts *tokenSource) invalidate() {
 func (ts *tokenSource) resetLocked() {
 	ts.pending = nil
 	ts.lastFailure = nil
+	ts.outage.Store(false)
 	ts.cached.Store(nil)
 }
 

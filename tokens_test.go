@@ -159,6 +159,7 @@ func TestFaultsOnDueRefresh(t *testing.T) {
 			// The fault clears; the next read works with no operator action.
 			h.wetix.ClearFaults()
 			h.clock.Advance(time.Second)
+			h.b.tokens.background.Wait()
 			if tc.want != refreshed {
 				tok := h.readToken().Data["access_token"].(string)
 				if tok == old || !h.wetix.IsAccessTokenValid(tok) {
@@ -314,4 +315,45 @@ func TestRetryAfterLongerThanCooldownIsHonouredAcrossReads(t *testing.T) {
 	if tok := h.readToken().Data["access_token"]; tok != h.wetix.LastIssued().AccessToken {
 		t.Fatal("no refresh once Retry-After passed")
 	}
+}
+
+func TestOutageDoesNotHoldReadsOfAServableToken(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"ttl": "1m", "request_timeout": "1s"})
+	old, _ := h.makeDue()
+	// WeTix hangs: every call times out after request_timeout.
+	h.wetix.Fault(wetixtest.Fault{Delay: 10 * time.Second})
+
+	// The first due read sits through the retry round (4 calls of 1s),
+	// then gets the old token with a warning.
+	start := time.Now()
+	resp := h.readToken()
+	first := time.Since(start)
+	if resp.Data["access_token"] != old || len(resp.Warnings) == 0 {
+		t.Fatalf("first read in the outage: warnings %v", resp.Warnings)
+	}
+
+	// Later reads do not wait for another round: the retry runs behind them.
+	for i := 0; i < 3; i++ {
+		start = time.Now()
+		resp = h.readToken()
+		if d := time.Since(start); d > first/2 {
+			t.Fatalf("read %d in the outage took %s, as long as a retry round (%s)", i, d, first)
+		}
+		if resp.Data["access_token"] != old || len(resp.Warnings) == 0 {
+			t.Fatalf("read %d in the outage: warnings %v", i, resp.Warnings)
+		}
+	}
+
+	// WeTix comes back: once the background refresh lands, reads get the
+	// new token without a warning.
+	h.wetix.ClearFaults()
+	h.b.tokens.background.Wait()
+	// Either that round already succeeded, or this read starts one that
+	// succeeds within the grace.
+	resp = h.readToken()
+	if resp.Data["access_token"] == old || len(resp.Warnings) != 0 {
+		t.Fatalf("after the outage: same token or warnings %v", resp.Warnings)
+	}
+	t.Logf("first outage read %s; later reads answered within the %s grace", first.Round(time.Millisecond), h.b.tokens.outageGrace)
 }
