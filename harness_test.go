@@ -83,6 +83,14 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Cleanup(srv.Close)
 
 	logs := &logCapture{}
+	b := newTestBackend(t, clock, logs, logical.TestSystemView())
+	return &harness{t: t, b: b, storage: &flakyStorage{Storage: &logical.InmemStorage{}}, clock: clock, wetix: srv, logs: logs}
+}
+
+// newTestBackend builds a backend with test-sized retries and no cooldown,
+// logging into logs, as Vault would set it up with the given system view.
+func newTestBackend(t *testing.T, clock *fakeClock, logs *logCapture, sys logical.SystemView) *backend {
+	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
 	b := newBackend(logger, clock.Now)
 	b.tokens.failureCooldown = 0
@@ -90,10 +98,11 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	b.tokens.retry = retryPolicy{attempts: 4, base: 5 * time.Millisecond, max: 3 * time.Second, budget: 20 * time.Second}
 	conf := logical.TestBackendConfig()
 	conf.Logger = logger
+	conf.System = sys
 	if err := b.Setup(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, b: b, storage: &flakyStorage{Storage: &logical.InmemStorage{}}, clock: clock, wetix: srv, logs: logs}
+	return b
 }
 
 func (h *harness) request(op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {

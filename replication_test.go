@@ -1,7 +1,6 @@
 package wetix
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -15,15 +14,9 @@ import (
 func (h *harness) onPerformanceStandby() *harness {
 	h.t.Helper()
 	standby := *h
-	standby.b = newBackend(nil, h.clock.Now)
-	standby.b.tokens.failureCooldown = 0
-	conf := logical.TestBackendConfig()
 	sys := logical.TestSystemView()
 	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
-	conf.System = sys
-	if err := standby.b.Setup(context.Background(), conf); err != nil {
-		h.t.Fatal(err)
-	}
+	standby.b = newTestBackend(h.t, h.clock, h.logs, sys)
 	return &standby
 }
 
