@@ -54,6 +54,7 @@ func (s *Server) serveGrant(w *recorder, r *http.Request, g Grant) {
 	// Read everything first: Calls counts requests that were received, and
 	// Drop must not close a connection with request bytes still unread.
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	s.noteArrival(g, body)
 	f, faulted := s.arrive(g)
 	if !faulted {
 		writeResult(w, s.process(r, body, readErr, g, normal))
@@ -173,6 +174,7 @@ func (s *Server) process(r *http.Request, body []byte, readErr error, g Grant, m
 	}
 	if m.commit && m.rotate && !s.opts.AllowRefreshReuse {
 		delete(s.live, c.JTI)
+		s.ledger.spend(c.JTI)
 	}
 	return s.issueLocked(g, now, m)
 }

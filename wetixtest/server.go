@@ -82,6 +82,7 @@ type Server struct {
 	successes map[Grant]int
 	faults    []Fault             // FIFO; Times counts down the remaining uses
 	live      map[string]struct{} // jti of refresh tokens that may still be used
+	ledger    spentLedger
 	last      Pair
 }
 
