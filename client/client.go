@@ -158,13 +158,13 @@ func (c *Client) do(ctx context.Context, grant Grant, path string, body map[stri
 	sentAt := c.now()
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return nil, transportError(grant, err, wroteRequest.Load())
+		return nil, transportError(grant, req.URL.Host, err, wroteRequest.Load())
 	}
 	defer resp.Body.Close()
 
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if readErr != nil {
-		return nil, transportError(grant, readErr, true)
+		return nil, transportError(grant, req.URL.Host, readErr, true)
 	}
 	if len(raw) > MaxResponseBytes {
 		return nil, &Error{Grant: grant, Kind: KindTransient, Sent: true, Status: resp.StatusCode,
@@ -223,6 +223,9 @@ func parsePair(raw []byte, sentAt time.Time) (*Pair, error) {
 		}
 		accessExp = exp
 	}
+	// Whole seconds, rounded down: expires_at is shown to apps in RFC 3339
+	// seconds, and a lease computed from a later instant could end after it.
+	accessExp = accessExp.Truncate(time.Second)
 	if !accessExp.After(sentAt) {
 		return nil, errors.New("answer's access token is already expired")
 	}
@@ -235,7 +238,7 @@ func parsePair(raw []byte, sentAt time.Time) (*Pair, error) {
 	}
 	if a.RefreshToken != "" {
 		if a.RefreshTokenExpiresIn != nil && *a.RefreshTokenExpiresIn > 0 {
-			p.RefreshExpiresAt = sentAt.Add(wholeSeconds(*a.RefreshTokenExpiresIn))
+			p.RefreshExpiresAt = sentAt.Add(wholeSeconds(*a.RefreshTokenExpiresIn)).Truncate(time.Second)
 		} else if exp, ok := jwtExpiry(a.RefreshToken); ok {
 			p.RefreshExpiresAt = exp
 		}

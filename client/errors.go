@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,10 @@ const (
 	// KindPermanent: any other refusal that retrying will not cure (403, 404:
 	// usually a wrong base URL).
 	KindPermanent
+	// KindUntrusted: the server's TLS certificate failed verification (a
+	// wrong base_url host, an intercepting proxy, a missing CA). Retrying
+	// cannot cure it, and the request never left the handshake.
+	KindUntrusted
 )
 
 func (k Kind) String() string {
@@ -41,6 +47,8 @@ func (k Kind) String() string {
 		return "refresh token rejected"
 	case KindInvalidClient:
 		return "client credentials rejected"
+	case KindUntrusted:
+		return "tls certificate not trusted"
 	default:
 		return "permanent"
 	}
@@ -81,8 +89,15 @@ func AsError(err error) (*Error, bool) {
 	return e, ok
 }
 
-func transportError(grant Grant, err error, wroteRequest bool) *Error {
+func transportError(grant Grant, host string, err error, wroteRequest bool) *Error {
 	e := &Error{Grant: grant, Kind: KindTransient, Sent: wroteRequest, Message: scrubURLError(err)}
+	if reason, ok := certificateFailure(err); ok {
+		// The handshake failed, so nothing reached the server: the refresh
+		// token is unspent.
+		e.Kind, e.Sent = KindUntrusted, false
+		e.Message = fmt.Sprintf("the TLS certificate of %s was not trusted (%s)", host, reason)
+		return e
+	}
 	// A refused or unresolvable connection never carried the request, even if
 	// the trace hook is unreliable for some transports.
 	var opErr *net.OpError
@@ -100,6 +115,28 @@ func transportError(grant Grant, err error, wroteRequest bool) *Error {
 		e.Message = "request cancelled"
 	}
 	return e
+}
+
+// certificateFailure says whether err is a failed certificate check, and why
+// in words an operator can act on.
+func certificateFailure(err error) (string, bool) {
+	var hostErr x509.HostnameError
+	if errors.As(err, &hostErr) {
+		return "it is not valid for that host name: " + hostErr.Error(), true
+	}
+	var authErr x509.UnknownAuthorityError
+	if errors.As(err, &authErr) {
+		return "it is signed by an authority that the system CA store does not know", true
+	}
+	var invalidErr x509.CertificateInvalidError
+	if errors.As(err, &invalidErr) {
+		return invalidErr.Error(), true
+	}
+	var verifyErr *tls.CertificateVerificationError
+	if errors.As(err, &verifyErr) {
+		return verifyErr.Err.Error(), true
+	}
+	return "", false
 }
 
 // scrubURLError drops the URL wrapper: its text repeats the request URL, which
