@@ -9,7 +9,6 @@ package wetix
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,13 +27,9 @@ var Version = "v0.0.0-dev"
 type backend struct {
 	*framework.Backend
 
-	tokens *tokenSource
-	// config caches the stored config; nil means "read storage".
-	config atomic.Pointer[wetixConfig]
-	// configEpoch counts invalidations, so a read of storage that raced one
-	// is not cached.
-	configEpoch atomic.Uint64
-	now         func() time.Time
+	tokens  *tokenSource
+	configs *configStore
+	now     func() time.Time
 	// stop ends the backend's lifetime context (Clean).
 	stop context.CancelFunc
 }
@@ -53,10 +48,10 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 		logger = hclog.NewNullLogger()
 	}
 	life, stop := context.WithCancel(context.Background())
-	b := &backend{now: now, stop: stop}
+	b := &backend{now: now, stop: stop, configs: &configStore{}}
 	b.tokens = &tokenSource{
 		life:            life,
-		config:          b.configFor,
+		configs:         b.configs,
 		now:             now,
 		logger:          logger.Named("tokens"),
 		canWrite:        b.canWrite,
@@ -91,6 +86,11 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 	return b
 }
 
+// configFor returns the stored config, nil when none is written.
+func (b *backend) configFor(ctx context.Context, storage logical.Storage) (*wetixConfig, error) {
+	return b.configs.get(ctx, storage)
+}
+
 // canWrite is false on a performance standby, a performance secondary
 // (for a replicated mount) or a DR secondary, where storage is read-only and
 // a request that must write has to be forwarded to the active node.
@@ -102,8 +102,7 @@ func (b *backend) canWrite() bool {
 func (b *backend) invalidate(_ context.Context, key string) {
 	switch key {
 	case configStoragePath:
-		b.configEpoch.Add(1)
-		b.config.Store(nil)
+		b.configs.invalidate()
 		b.tokens.invalidate()
 	case tokensStoragePath:
 		b.tokens.invalidate()

@@ -84,23 +84,47 @@ func writeConfig(ctx context.Context, storage logical.Storage, cfg *wetixConfig)
 	return storage.Put(ctx, entry)
 }
 
-// configFor returns the config, cached in memory after the first read.
-func (b *backend) configFor(ctx context.Context, storage logical.Storage) (*wetixConfig, error) {
-	if cfg := b.config.Load(); cfg != nil {
+// configStore owns the config entry: its only reader and writer, with the
+// in-memory copy that token reads use. Writes and deletes go through the
+// token lifecycle (see credential.go), which calls put and remove under its
+// lock.
+type configStore struct {
+	cache entryCache[wetixConfig]
+}
+
+// get returns the config, nil when none is stored.
+func (s *configStore) get(ctx context.Context, storage logical.Storage) (*wetixConfig, error) {
+	if cfg := s.cache.get(); cfg != nil {
 		return cfg, nil
 	}
-	epoch := b.configEpoch.Load()
+	since := s.cache.begin()
 	cfg, err := readConfig(ctx, storage)
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	// An Invalidate that landed while storage was read makes this copy
-	// stale: serve it, but do not cache it.
-	if b.configEpoch.Load() == epoch {
-		b.config.CompareAndSwap(nil, cfg)
-	}
+	s.cache.fill(since, cfg)
 	return cfg, nil
 }
+
+func (s *configStore) put(ctx context.Context, storage logical.Storage, cfg *wetixConfig) error {
+	err := writeConfig(ctx, storage, cfg)
+	if err != nil {
+		// Whether the write landed is unknown: read storage next time.
+		s.cache.set(nil)
+		return err
+	}
+	s.cache.set(cfg)
+	return nil
+}
+
+func (s *configStore) remove(ctx context.Context, storage logical.Storage) error {
+	err := storage.Delete(ctx, configStoragePath)
+	s.cache.set(nil)
+	return err
+}
+
+// invalidate forgets the copy: storage changed underneath.
+func (s *configStore) invalidate() { s.cache.set(nil) }
 
 func newGeneration() string {
 	var buf [12]byte

@@ -2,6 +2,7 @@ package wetix
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -116,43 +117,19 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	// Hold the refresh lock: a refresh that started with the old credentials
-	// must not store its tokens after this write, nor this write land in the
-	// middle of one.
-	b.tokens.mu.Lock()
-	defer b.tokens.mu.Unlock()
-
-	prev, err := readConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
+	_, err := b.tokens.changeConfig(ctx, req.Storage, func(prev *wetixConfig) (*wetixConfig, error) {
+		cfg, err := mergeConfig(prev, d)
+		if err != nil {
+			return nil, &inputError{msg: err.Error()}
+		}
+		cfg.UpdatedAt = b.now()
+		return cfg, nil
+	})
+	var ierr *inputError
+	if errors.As(err, &ierr) {
+		return logical.ErrorResponse(ierr.msg), logical.ErrInvalidRequest
 	}
-	cfg, err := mergeConfig(prev, d)
-	if err != nil {
-		return logical.ErrorResponse(err.Error()), logical.ErrInvalidRequest
-	}
-	cfg.UpdatedAt = b.now()
-	if err := writeConfig(ctx, req.Storage, cfg); err != nil {
-		return nil, err
-	}
-	b.config.Store(cfg)
-	if prev == nil || prev.Generation != cfg.Generation {
-		b.tokens.resetLocked()
-		b.retireTokens(ctx, req.Storage, cfg)
-	}
-	return nil, nil
-}
-
-// retireTokens physically drops the tokens of an earlier generation, keeping
-// their history. Best effort: the generation change already retired them.
-func (b *backend) retireTokens(ctx context.Context, storage logical.Storage, cfg *wetixConfig) {
-	old, err := readTokenState(ctx, storage)
-	if err != nil {
-		return
-	}
-	fresh := old.forGeneration(cfg)
-	if err := writeTokenState(ctx, storage, fresh); err == nil {
-		b.tokens.cached.Store(fresh)
-	}
+	return nil, err
 }
 
 // mergeConfig applies the fields given to the previous config (nil on
@@ -256,18 +233,5 @@ func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error
 }
 
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	b.tokens.mu.Lock()
-	defer b.tokens.mu.Unlock()
-	// Tokens first: if the second delete fails, the config left behind can
-	// still mint new tokens, whereas orphaned tokens would hold a live
-	// refresh token nobody can reach.
-	if err := req.Storage.Delete(ctx, tokensStoragePath); err != nil {
-		return nil, err
-	}
-	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
-		return nil, err
-	}
-	b.tokens.resetLocked()
-	b.config.Store(nil)
-	return nil, nil
+	return nil, b.tokens.deleteConfig(ctx, req.Storage)
 }

@@ -2,6 +2,7 @@ package wetix
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -80,7 +81,12 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 		"token_type":   "Bearer",
 		"expires_at":   st.AccessExpiresAt.UTC().Format(time.RFC3339),
 	}, nil)
-	ttl := leaseTTL(cfg.TTL, st, b.now())
+	ttl, ok := leaseTTL(cfg.TTL, st, b.now())
+	if !ok {
+		// Only a token WeTix issued with (almost) no life left gets here:
+		// every token that cannot carry a one-second lease is due.
+		return nil, fmt.Errorf("the access token WeTix issued expires at %s, too soon to lease; check the clocks of Vault and WeTix, and `vault read <mount>/status`", st.AccessExpiresAt.UTC().Format(time.RFC3339))
+	}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = ttl
 	resp.Secret.Renewable = false
@@ -88,19 +94,4 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 		resp.AddWarning(w)
 	}
 	return resp, nil
-}
-
-// leaseTTL is the configured ttl cut short so that the lease ends a margin
-// before the access token does.
-func leaseTTL(ttl time.Duration, st *tokenState, now time.Time) time.Duration {
-	left := st.accessRemaining(now) - leaseMargin(st.accessLifetime())
-	if left < ttl {
-		ttl = left
-	}
-	// Vault treats a zero TTL as "use the mount default", which could outlive
-	// the token; one second is the shortest honest lease.
-	if ttl < time.Second {
-		ttl = time.Second
-	}
-	return ttl.Truncate(time.Second)
 }

@@ -1,0 +1,82 @@
+package wetix
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
+)
+
+// failed decides what a read gets when no new pair could be had: the old
+// token with a warning if the failure was transient and the old token outlives
+// a lease, otherwise the error. A forced rotation always gets the error: its
+// caller asked for a new token and must learn it did not get one.
+func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, force bool) (*tokenResult, error) {
+	var serr *storageErr
+	if errors.As(err, &serr) || errors.Is(err, logical.ErrReadOnly) || errors.Is(err, errNotConfigured) {
+		return nil, err
+	}
+	cerr, ok := client.AsError(err)
+	if !ok {
+		return nil, fmt.Errorf("refreshing the WeTix token: %w", err)
+	}
+	if !force && cerr.Kind == client.KindTransient && cur != nil && ts.servable(cur, cfg) {
+		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}}, nil
+	}
+	return nil, operatorError(cerr)
+}
+
+// operatorError turns a grant failure into what an operator can act on.
+func operatorError(cerr *client.Error) error {
+	switch cerr.Kind {
+	case client.KindInvalidClient:
+		return fmt.Errorf("WeTix rejected the client credentials (%s). Fix them with `vault write <mount>/config client_id=... client_secret=...`", cerr.Error())
+	case client.KindPermanent:
+		return fmt.Errorf("WeTix refused the token request (%s). Check the OAuth URL with `vault read <mount>/config` (environment, base_url)", cerr.Error())
+	case client.KindRejected:
+		return fmt.Errorf("WeTix rejected the client-credentials grant as if it were a bad refresh token (%s). Check the OAuth URL with `vault read <mount>/config`", cerr.Error())
+	case client.KindUntrusted:
+		return fmt.Errorf("%s. Check that base_url (`vault read <mount>/config`) names WeTix's OAuth server; if an intercepting proxy sits in between, add its CA to the system CA store of every Vault node", cerr.Error())
+	default:
+		return fmt.Errorf("WeTix is unavailable (%s) and the current access token cannot be served; try again later, `vault read <mount>/status` shows the last error", cerr.Error())
+	}
+}
+
+// storageErr marks a failure to persist tokens, so that it is never
+// mistaken for an upstream failure.
+type storageErr struct {
+	err error
+	// kept: a new pair exists only in memory and is stored first on the
+	// next attempt.
+	kept bool
+}
+
+func (e *storageErr) Error() string {
+	if e.kept {
+		return "storing the new WeTix tokens failed (they are kept in memory and stored first on the next attempt): " + e.err.Error()
+	}
+	return "storing the WeTix token state failed before WeTix was called; nothing was sent, try again: " + e.err.Error()
+}
+func (e *storageErr) Unwrap() error { return e.err }
+
+func storageError(err error, kept bool) error {
+	if errors.Is(err, logical.ErrReadOnly) {
+		return logical.ErrReadOnly
+	}
+	return &storageErr{err: err, kept: kept}
+}
+
+// errorKind names a failure for status, so advice does not depend on
+// WeTix's wording.
+func errorKind(err error) string {
+	var serr *storageErr
+	if errors.As(err, &serr) {
+		return "storage"
+	}
+	if cerr, ok := client.AsError(err); ok {
+		return cerr.Kind.String()
+	}
+	return "other"
+}

@@ -1,0 +1,94 @@
+package wetix
+
+import (
+	"time"
+)
+
+// minLease is the shortest lease Vault can honour: TTLs are whole seconds,
+// and zero means "the mount's default", which could outlive the token.
+const minLease = time.Second
+
+// leaseMargin keeps a lease short of the token's expiry, for clock skew
+// between Vault and WeTix and for the time the answer takes to reach the app.
+func leaseMargin(lifetime time.Duration) time.Duration {
+	m := lifetime / 20
+	if m > time.Minute {
+		m = time.Minute
+	}
+	return m
+}
+
+// refreshWindowOf is the end of a token's life in which it is refreshed
+// whatever the ttl: 10%, so 6 of WeTix's 60 days.
+func refreshWindowOf(lifetime time.Duration) time.Duration {
+	return time.Duration(float64(lifetime) * refreshWindow)
+}
+
+// carriesFullLeases says whether a token of this lifetime can be handed out
+// on full ttl leases for a useful part of its life: at least the refresh
+// window's worth. Such a token is refreshed while it can still carry a full
+// lease, so with WeTix healthy every lease is exactly ttl. A shorter-lived
+// token keeps the 10% window and gets cut leases near its end; applying the
+// full-lease rule to it would make it due (almost) as soon as it is issued.
+func carriesFullLeases(lifetime, ttl time.Duration) bool {
+	return lifetime-leaseMargin(lifetime)-ttl >= refreshWindowOf(lifetime)
+}
+
+// leasable is how long a lease on st may last from now.
+func leasable(st *tokenState, now time.Time) time.Duration {
+	return st.accessRemaining(now) - leaseMargin(st.accessLifetime())
+}
+
+// due says whether the access token should be replaced before being served:
+// missing; too close to expiry to be leased honestly; unable to carry a
+// full ttl lease although its lifetime allows one (see carriesFullLeases:
+// Vault Agent re-reads a sub-second lease within the same wall-clock second,
+// and consul-template drops a fetch whose index, the Unix second, did not
+// change, so it would keep rendering a token past its expiry); inside the
+// refresh window at the end of its life; or with a refresh token close to
+// its own expiry.
+func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
+	if !st.hasAccessToken() {
+		return true
+	}
+	now := ts.now()
+	life := st.accessLifetime()
+	left := leasable(st, now)
+	switch {
+	case left < minLease:
+		return true
+	case carriesFullLeases(life, cfg.TTL) && left < cfg.TTL:
+		return true
+	case st.accessRemaining(now) <= refreshWindowOf(life):
+		return true
+	}
+	return refreshTokenNearExpiry(st, cfg, now)
+}
+
+// servable says whether a due token may still be handed out while WeTix
+// fails: it outlives a full lease, margin included.
+func (ts *tokenSource) servable(st *tokenState, cfg *wetixConfig) bool {
+	return st.hasAccessToken() && leasable(st, ts.now()) >= cfg.TTL
+}
+
+// leaseTTL is the configured ttl cut short so that the lease ends a margin
+// before the access token does, in whole seconds. ok is false when not even
+// minLease fits: such a token cannot be leased honestly.
+func leaseTTL(ttl time.Duration, st *tokenState, now time.Time) (time.Duration, bool) {
+	if left := leasable(st, now); left < ttl {
+		ttl = left
+	}
+	ttl = ttl.Truncate(time.Second)
+	return ttl, ttl >= minLease
+}
+
+// refreshTokenNearExpiry is what keeps an idle mount alive: the periodic
+// function refreshes early when the refresh token itself nears its end, so
+// months without a read never strand the credential.
+func refreshTokenNearExpiry(st *tokenState, cfg *wetixConfig, now time.Time) bool {
+	if st.RefreshToken == "" || st.RefreshExpiresAt.IsZero() || st.RefreshIssuedAt.IsZero() {
+		return false
+	}
+	lifetime := st.RefreshExpiresAt.Sub(st.RefreshIssuedAt)
+	return st.RefreshExpiresAt.Sub(now) <= refreshWindowOf(lifetime)
+}
