@@ -38,21 +38,63 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // flakyStorage fails Put on demand, to model a storage outage after WeTix
-// has already rotated the refresh token.
+// has already rotated the refresh token; hook can block or fail any single
+// operation, to place an interleaving exactly.
 type flakyStorage struct {
 	logical.Storage
 	failPuts atomic.Bool
 	puts     atomic.Int64
+
+	hookMu sync.Mutex
+	hook   func(op, key string) error
 }
 
 var errStorageDown = errors.New("storage backend unavailable")
 
+// setHook runs fn on every Get, Put and Delete; its error fails the
+// operation. nil removes it.
+func (s *flakyStorage) setHook(fn func(op, key string) error) {
+	s.hookMu.Lock()
+	defer s.hookMu.Unlock()
+	s.hook = fn
+}
+
+func (s *flakyStorage) runHook(op, key string) error {
+	s.hookMu.Lock()
+	fn := s.hook
+	s.hookMu.Unlock()
+	if fn == nil {
+		return nil
+	}
+	return fn(op, key)
+}
+
+// Get runs the hook after reading, so a hook that blocks holds a read that
+// already has its (soon stale) answer.
+func (s *flakyStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	e, err := s.Storage.Get(ctx, key)
+	if herr := s.runHook("get", key); herr != nil {
+		return nil, herr
+	}
+	return e, err
+}
+
 func (s *flakyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if err := s.runHook("put", e.Key); err != nil {
+		return err
+	}
 	if s.failPuts.Load() {
 		return errStorageDown
 	}
 	s.puts.Add(1)
 	return s.Storage.Put(ctx, e)
+}
+
+func (s *flakyStorage) Delete(ctx context.Context, key string) error {
+	if err := s.runHook("delete", key); err != nil {
+		return err
+	}
+	return s.Storage.Delete(ctx, key)
 }
 
 type harness struct {

@@ -233,7 +233,7 @@ func TestStorageFailureAfterRefreshLosesNoRefreshToken(t *testing.T) {
 	if err == nil && !resp.IsError() {
 		t.Fatal("read succeeded although the new pair could not be stored")
 	}
-	if !strings.Contains(errText(resp, err), "storing the WeTix tokens failed") {
+	if !strings.Contains(errText(resp, err), "storing the new WeTix tokens failed") {
 		t.Fatalf("error does not say what failed: %s", errText(resp, err))
 	}
 	issued := h.wetix.LastIssued()
