@@ -298,7 +298,7 @@ func TestUntrustedCertificateFailsAtOnceNamingTheHostAndTheFix(t *testing.T) {
 		t.Fatalf("%d connections: a certificate failure must not be retried", n)
 	}
 	status := h.status()
-	if status["healthy"] != false || !strings.Contains(status["last_error"].(string), "certificate") {
+	if status["healthy"] != false || !strings.Contains(status["last_error"].(string), "certificate") || !strings.Contains(status["advice"].(string), "CA store") {
 		t.Fatalf("status: %v", status)
 	}
 }

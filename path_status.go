@@ -107,6 +107,8 @@ func health(st *tokenState, now time.Time) (bool, string) {
 	switch {
 	case lastFailed && st.Stats.LastErrorKind == client.KindInvalidClient.String():
 		return false, "WeTix rejects the client credentials. Write the current ones: vault write <mount>/config client_id=... client_secret=..."
+	case lastFailed && st.Stats.LastErrorKind == client.KindUntrusted.String():
+		return false, "The OAuth server's TLS certificate is not trusted. Check base_url with vault read <mount>/config; behind an intercepting proxy, add its CA to the system CA store of every Vault node."
 	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt):
 		return false, "The last refresh failed; the current access token is still served until " + formatTime(st.AccessExpiresAt) + ". See last_error; force a retry with vault write -f <mount>/rotate."
 	case lastFailed:

@@ -438,7 +438,7 @@ func renderMatrix(cells [][]*cell) string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nCalls: `rf` refresh grant, `cc` client-credentials grant. Transient faults are retried 4 times in\n")
+	b.WriteString("\nCalls: `rf` refresh grant, `cc` client-credentials grant. Transient faults are tried up to 4 times in\n")
 	b.WriteString("all; a failed refresh grant falls back to the client-credentials grant. A cell that differs from the\n")
 	b.WriteString("documented behaviour is marked **MISMATCH**; one that did not recover, **NO RECOVERY**. The 429 rows\n")
 	b.WriteString("show how long the failing read took: 3 backoffs of 0.1-1s, or of at least the 1s Retry-After.\n\n")
