@@ -34,6 +34,7 @@ const (
 // wetixConfig is the stored config entry. It is seal-wrapped: it holds the
 // client secret and possibly a seed refresh token.
 type wetixConfig struct {
+	SchemaVersion    int           `json:"schema_version"`
 	ClientID         string        `json:"client_id"`
 	ClientSecret     string        `json:"client_secret"`
 	Environment      string        `json:"environment"`
@@ -73,11 +74,17 @@ func readConfig(ctx context.Context, storage logical.Storage) (*wetixConfig, err
 	if err := entry.DecodeJSON(&cfg); err != nil {
 		return nil, fmt.Errorf("decoding config: %w", err)
 	}
+	if err := checkSchema("config", cfg.SchemaVersion, configSchema); err != nil {
+		return nil, err
+	}
+	cfg.SchemaVersion = configSchema
 	return &cfg, nil
 }
 
 func writeConfig(ctx context.Context, storage logical.Storage, cfg *wetixConfig) error {
-	entry, err := logical.StorageEntryJSON(configStoragePath, cfg)
+	stamped := *cfg // cfg may already be shared with readers
+	stamped.SchemaVersion = configSchema
+	entry, err := logical.StorageEntryJSON(configStoragePath, &stamped)
 	if err != nil {
 		return fmt.Errorf("encoding config: %w", err)
 	}

@@ -16,6 +16,7 @@ const tokensStoragePath = "tokens"
 // credential. It is stored as one entry so that a rotated refresh token and the
 // access token it came with are never half-written.
 type tokenState struct {
+	SchemaVersion int `json:"schema_version"`
 	// Generation ties the tokens to the config they were obtained with; see
 	// wetixConfig.Generation.
 	Generation string `json:"generation"`
@@ -102,11 +103,17 @@ func readTokenState(ctx context.Context, storage logical.Storage) (*tokenState, 
 	if err := entry.DecodeJSON(&st); err != nil {
 		return nil, fmt.Errorf("decoding stored tokens: %w", err)
 	}
+	if err := checkSchema("tokens", st.SchemaVersion, tokensSchema); err != nil {
+		return nil, err
+	}
+	st.SchemaVersion = tokensSchema
 	return &st, nil
 }
 
 func writeTokenState(ctx context.Context, storage logical.Storage, st *tokenState) error {
-	entry, err := logical.StorageEntryJSON(tokensStoragePath, st)
+	stamped := *st // st may already be shared with readers
+	stamped.SchemaVersion = tokensSchema
+	entry, err := logical.StorageEntryJSON(tokensStoragePath, &stamped)
 	if err != nil {
 		return fmt.Errorf("encoding tokens: %w", err)
 	}
