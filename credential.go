@@ -52,7 +52,7 @@ func (ts *tokenSource) retireLocked(ctx context.Context, storage logical.Storage
 	if err != nil {
 		return
 	}
-	_ = ts.storeLocked(ctx, storage, old.forGeneration(cfg))
+	_, _ = ts.storeLocked(ctx, storage, old.forGeneration(cfg))
 }
 
 // deleteConfig removes the config and every stored token. The config goes

@@ -23,7 +23,7 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, forc
 		return nil, fmt.Errorf("refreshing the WeTix token: %w", err)
 	}
 	if !force && cerr.Kind == client.KindTransient && cur != nil && ts.servable(cur, cfg) {
-		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}}, nil
+		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}, stale: true}, nil
 	}
 	return nil, operatorError(cerr)
 }

@@ -55,6 +55,7 @@ var statusFields = map[string]*framework.FieldSchema{
 	"refresh_grants":            {Type: framework.TypeInt64, Description: "Successful refreshes through the refresh grant."},
 	"client_credentials_grants": {Type: framework.TypeInt64, Description: "Successful refreshes through the client-credentials grant."},
 	"failures":                  {Type: framework.TypeInt64, Description: "Refreshes that failed (each may have retried several times)."},
+	"stale_serves":              {Type: framework.TypeInt64, Description: "Token reads answered with the current, due token because WeTix could not be reached (each with a warning)."},
 	"last_error":                {Type: framework.TypeString, Description: "The last refresh error, never containing a secret."},
 	"last_error_at":             {Type: framework.TypeTime, Description: "When the last error happened."},
 }
@@ -95,6 +96,7 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 		"refresh_grants":            st.Stats.RefreshGrants,
 		"client_credentials_grants": st.Stats.CredentialGrants,
 		"failures":                  st.Stats.Failures,
+		"stale_serves":              b.tokens.staleServes(st),
 		"last_error":                st.Stats.LastError,
 		"last_error_at":             formatTime(st.Stats.LastErrorAt),
 	}}, nil

@@ -51,6 +51,7 @@ func TestStatusReportsLifecycleWithoutSecrets(t *testing.T) {
 		"client_credentials_grants": uint64(1),
 		"refresh_grants":            uint64(0),
 		"failures":                  uint64(0),
+		"stale_serves":              uint64(0),
 		"last_error":                "",
 	}
 	for k, v := range want {

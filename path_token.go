@@ -76,6 +76,9 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 		return nil, err
 	}
 	st := res.state
+	if res.stale {
+		b.tokens.noteStaleServe()
+	}
 	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
 		"access_token": st.AccessToken,
 		"token_type":   "Bearer",

@@ -71,14 +71,15 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 		// Drop it; the client-credentials grant needs none.
 		next.RefreshToken, next.RefreshIssuedAt, next.RefreshExpiresAt = "", time.Time{}, time.Time{}
 	}
-	if err := ts.storeLocked(ctx, storage, next); err != nil {
+	stored, err := ts.storeLocked(ctx, storage, next)
+	if err != nil {
 		ts.pending = next
 		ts.logger.Error("storing rotated WeTix tokens failed; keeping them in memory to store on the next attempt", "error", err)
 		out.err = storageError(err, true)
 		return out
 	}
 	ts.logger.Info("WeTix token refreshed", "grant", pair.Grant, "access_expires_at", next.AccessExpiresAt.UTC().Format(time.RFC3339))
-	out.fresh = next
+	out.fresh = stored
 	return out
 }
 
@@ -91,7 +92,7 @@ func (ts *tokenSource) flushPendingLocked(ctx context.Context, storage logical.S
 	if !ts.canWrite() {
 		return logical.ErrReadOnly
 	}
-	if err := ts.storeLocked(ctx, storage, ts.pending); err != nil {
+	if _, err := ts.storeLocked(ctx, storage, ts.pending); err != nil {
 		return storageError(err, true)
 	}
 	ts.pending = nil
@@ -159,7 +160,8 @@ func (ts *tokenSource) tryRefresh(ctx context.Context, storage logical.Storage, 
 	unsent := *base
 	marked := unsent.clone()
 	marked.RefreshSent = true
-	if err := ts.storeLocked(ctx, storage, marked); err != nil {
+	marked, err := ts.storeLocked(ctx, storage, marked)
+	if err != nil {
 		// Nothing was sent and no new tokens exist: the stored state is
 		// unchanged, or carries a mark that only costs a client-credentials
 		// grant.
@@ -223,11 +225,12 @@ func (ts *tokenSource) recordFailureLocked(ctx context.Context, storage logical.
 	st.Stats.LastErrorKind = errorKind(err)
 	st.Stats.LastErrorAt = now
 	ts.logger.Error("refreshing the WeTix token failed", "error", err)
-	if werr := ts.storeLocked(ctx, storage, st); werr != nil {
+	stored, werr := ts.storeLocked(ctx, storage, st)
+	if werr != nil {
 		// Storage still holds base (or base with the sent mark, which is the
 		// safe side); so does memory.
 		ts.cache.set(base)
 		return base
 	}
-	return st
+	return stored
 }

@@ -46,9 +46,12 @@ type refreshStats struct {
 	RefreshGrants    uint64    `json:"refresh_grants"`
 	CredentialGrants uint64    `json:"client_credentials_grants"`
 	Failures         uint64    `json:"failures"`
-	LastError        string    `json:"last_error,omitempty"`
-	LastErrorKind    string    `json:"last_error_kind,omitempty"`
-	LastErrorAt      time.Time `json:"last_error_at,omitzero"`
+	// StaleServes counts reads answered with a due token because WeTix
+	// failed (see tokenSource.noteStaleServe).
+	StaleServes   uint64    `json:"stale_serves,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorKind string    `json:"last_error_kind,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
 }
 
 func (s *tokenState) hasAccessToken() bool { return s != nil && s.AccessToken != "" }

@@ -43,6 +43,8 @@ type tokenSource struct {
 	// replaces what readers see.
 	failure         atomic.Pointer[refreshFailure]
 	failureCooldown time.Duration
+	// unsavedStaleServes counts stale serves not yet in storage.
+	unsavedStaleServes atomic.Uint64
 
 	flightMu sync.Mutex
 	flight   *flight
@@ -86,6 +88,8 @@ func (f *refreshFailure) transient() bool {
 type tokenResult struct {
 	state    *tokenState
 	warnings []string
+	// stale: the token was due and is served only because WeTix failed.
+	stale bool
 }
 
 // errNotConfigured is returned when the mount has no config yet.
@@ -125,7 +129,7 @@ func (ts *tokenSource) staleWhileRefreshing(ctx context.Context, storage logical
 	case <-grace.C:
 	case <-ctx.Done():
 	}
-	return &tokenResult{state: st, warnings: []string{staleWarning(st, last.err.Error())}}, nil
+	return &tokenResult{state: st, warnings: []string{staleWarning(st, last.err.Error())}, stale: true}, nil
 }
 
 // refreshInBackground joins the flight in progress or starts one that no
@@ -182,14 +186,33 @@ func (ts *tokenSource) loadLocked(ctx context.Context, storage logical.Storage, 
 	return st, nil
 }
 
-// storeLocked writes st as the tokens entry and, once it is stored, makes
-// it the in-memory copy.
-func (ts *tokenSource) storeLocked(ctx context.Context, storage logical.Storage, st *tokenState) error {
-	if err := writeTokenState(ctx, storage, st); err != nil {
-		return err
+// storeLocked writes st as the tokens entry, with the stale serves counted
+// since the last write, and once it is stored makes it the in-memory copy.
+// Callers go on from the returned copy.
+func (ts *tokenSource) storeLocked(ctx context.Context, storage logical.Storage, st *tokenState) (*tokenState, error) {
+	unsaved := ts.unsavedStaleServes.Load()
+	if unsaved > 0 {
+		st = st.clone()
+		st.Stats.StaleServes += unsaved
 	}
+	if err := writeTokenState(ctx, storage, st); err != nil {
+		return nil, err
+	}
+	ts.unsavedStaleServes.Add(^(unsaved - 1)) // subtract what was stored
 	ts.cache.set(st)
-	return nil
+	return st, nil
+}
+
+// noteStaleServe counts a read answered with the current token during an
+// outage. Counting is in memory; the count reaches storage (and so every
+// node's status and metrics) with the next write of the tokens entry, which
+// during an outage is the next failed retry, a few seconds later. A storage
+// write per stale read would add load exactly when things are already bad.
+func (ts *tokenSource) noteStaleServe() { ts.unsavedStaleServes.Add(1) }
+
+// staleServes is the stored count plus what this node has not stored yet.
+func (ts *tokenSource) staleServes(st *tokenState) uint64 {
+	return st.Stats.StaleServes + ts.unsavedStaleServes.Load()
 }
 
 // invalidate forgets the in-memory copy so the next read goes to storage.

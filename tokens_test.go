@@ -345,6 +345,12 @@ func TestOutageDoesNotHoldReadsOfAServableToken(t *testing.T) {
 		}
 	}
 
+	// Four reads got the old token with a warning; the count reaches storage
+	// with the next write of the tokens entry (the next failed retry).
+	if n := h.status()["stale_serves"]; n != uint64(4) {
+		t.Fatalf("status stale_serves = %v, want 4", n)
+	}
+
 	// WeTix comes back: once the background refresh lands, reads get the
 	// new token without a warning.
 	h.wetix.ClearFaults()
@@ -354,6 +360,9 @@ func TestOutageDoesNotHoldReadsOfAServableToken(t *testing.T) {
 	resp = h.readToken()
 	if resp.Data["access_token"] == old || len(resp.Warnings) != 0 {
 		t.Fatalf("after the outage: same token or warnings %v", resp.Warnings)
+	}
+	if st := h.stored(); st.Stats.StaleServes != 4 {
+		t.Fatalf("stored stale_serves = %d after the outage, want 4", st.Stats.StaleServes)
 	}
 	t.Logf("first outage read %s; later reads answered within the %s grace", first.Round(time.Millisecond), h.b.tokens.outageGrace)
 }
