@@ -13,14 +13,17 @@ type inputError struct{ msg string }
 
 func (e *inputError) Error() string { return e.msg }
 
-// changeConfig changes the config under the refresh lock, so a refresh that
-// started with the old credentials cannot store its tokens after this write,
-// nor this write land in the middle of one. merge builds the new config from
-// the stored one (nil on create) and returns an *inputError for bad input,
-// in which case nothing is written.
+// changeConfig changes the config. merge builds the new config from the
+// stored one (nil on create) and returns an *inputError for bad input, in
+// which case nothing is written. Config writes and deletes are serialized by
+// configMu. A write that keeps the credentials (ttl, request_timeout) leaves
+// a refresh in progress alone: its tokens stay valid. One that replaces them
+// cancels the refresh and takes the refresh lock, so a refresh with the old
+// credentials can neither hold the write up (for the whole retry budget when
+// WeTix hangs) nor store its tokens after it.
 func (ts *tokenSource) changeConfig(ctx context.Context, storage logical.Storage, merge func(prev *wetixConfig) (*wetixConfig, error)) (*wetixConfig, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
+	ts.configMu.Lock()
+	defer ts.configMu.Unlock()
 
 	prev, err := readConfig(ctx, storage)
 	if err != nil {
@@ -30,10 +33,20 @@ func (ts *tokenSource) changeConfig(ctx context.Context, storage logical.Storage
 	if err != nil {
 		return nil, err
 	}
-	if err := ts.configs.put(ctx, storage, cfg); err != nil {
-		return nil, fmt.Errorf("storing the config failed; nothing was changed: %w", err)
+	retiring := prev == nil || prev.Generation != cfg.Generation
+	if retiring {
+		ts.lockForConfigChange()
+		defer ts.mu.Unlock()
 	}
-	if prev == nil || prev.Generation != cfg.Generation {
+	if err := ts.configs.put(ctx, storage, cfg); err != nil {
+		if retiring {
+			// The write may have landed or not. Either way no stale failure
+			// of the old credentials may answer for the new ones.
+			ts.failure.Store(nil)
+		}
+		return nil, fmt.Errorf("storing the config failed, and whether it was written is unknown: check with `vault read <mount>/config` and write it again: %w", err)
+	}
+	if retiring {
 		ts.retireLocked(ctx, storage, cfg)
 	}
 	return cfg, nil
@@ -62,7 +75,9 @@ func (ts *tokenSource) retireLocked(ctx context.Context, storage logical.Storage
 // failure in between, a config whose seed refresh token was long spent but
 // no longer marked so.
 func (ts *tokenSource) deleteConfig(ctx context.Context, storage logical.Storage) error {
-	ts.mu.Lock()
+	ts.configMu.Lock()
+	defer ts.configMu.Unlock()
+	ts.lockForConfigChange()
 	defer ts.mu.Unlock()
 	if err := ts.configs.remove(ctx, storage); err != nil {
 		return fmt.Errorf("deleting the config failed; try again: %w", err)

@@ -2,18 +2,53 @@ package wetix
 
 import (
 	"context"
-	"time"
+	"errors"
 
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
 )
 
 // flight is one refresh in progress; readers that arrive meanwhile wait for
 // its outcome instead of starting their own.
 type flight struct {
-	done chan struct{}
-	out  outcome
+	// ctx is the backend's lifetime, not the request that started the
+	// flight: the readers waiting on it must not fail because the first
+	// caller hung up. The retry budget bounds it, and a change of
+	// credentials cancels it (supersede).
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	out    outcome
+}
+
+// errSuperseded cancels a flight whose config is being changed: a refresh
+// with the old credentials is pointless, and it holds the lock that the
+// change waits for, for up to the whole retry budget when WeTix hangs.
+var errSuperseded = errors.New("the config changed while the refresh ran")
+
+// newFlightLocked registers a new flight; the caller holds flightMu.
+func (ts *tokenSource) newFlightLocked() *flight {
+	ctx, cancelTimeout := context.WithTimeout(ts.life, ts.retry.budget)
+	ctx, cancel := context.WithCancelCause(ctx)
+	f := &flight{ctx: ctx, done: make(chan struct{})}
+	f.cancel = func(cause error) { cancel(cause); cancelTimeout() }
+	ts.flight = f
+	return f
+}
+
+// lockForConfigChange cancels the flight in progress, if any, and takes mu
+// before any new flight can: the readers of the cancelled flight start a new
+// one, and it must see the changed config. Cancelling a refresh that already
+// sent its refresh token only costs a client-credentials grant later: the
+// sent mark is stored first. The caller unlocks mu.
+func (ts *tokenSource) lockForConfigChange() {
+	ts.flightMu.Lock()
+	if ts.flight != nil {
+		ts.flight.cancel(errSuperseded)
+	}
+	// The cancelled flight releases mu before it takes flightMu to finish,
+	// so holding flightMu while waiting here cannot deadlock.
+	ts.mu.Lock()
+	ts.flightMu.Unlock()
 }
 
 // outcome is what a refresh found, independent of who asked: each caller
@@ -28,6 +63,8 @@ type outcome struct {
 	// fresh is the state to serve when err is nil.
 	fresh *tokenState
 	err   error
+	// superseded: the config changed under the refresh; ask again.
+	superseded bool
 }
 
 // refresh runs the single flight. force (the rotate path) skips the "still
@@ -39,15 +76,17 @@ func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, for
 		ts.flightMu.Lock()
 		f := ts.flight
 		if f == nil {
-			f = &flight{done: make(chan struct{})}
-			ts.flight = f
+			f = ts.newFlightLocked()
 			ts.flightMu.Unlock()
-			return ts.answer(ts.lead(f, storage, force), force)
+			if out := ts.lead(f, storage, force); !out.superseded {
+				return ts.answer(out, force)
+			}
+			continue
 		}
 		ts.flightMu.Unlock()
 		select {
 		case <-f.done:
-			if !force {
+			if !force && !f.out.superseded {
 				return ts.answer(f.out, false)
 			}
 		case <-ctx.Done():
@@ -58,12 +97,11 @@ func (ts *tokenSource) refresh(ctx context.Context, storage logical.Storage, for
 
 // lead runs flight f and hands its outcome to everyone waiting on it.
 func (ts *tokenSource) lead(f *flight, storage logical.Storage, force bool) outcome {
-	// The flight runs under the backend's lifetime, not the request that
-	// started it: the readers waiting on it must not fail because the first
-	// caller hung up. The retry budget bounds it.
-	ctx, cancel := context.WithTimeout(ts.life, ts.retry.budget)
-	defer cancel()
-	f.out = ts.refreshLocked(ctx, storage, force)
+	defer f.cancel(nil)
+	f.out = ts.refreshLocked(f.ctx, storage, force)
+	if f.out.err != nil && context.Cause(f.ctx) == errSuperseded {
+		f.out = outcome{superseded: true}
+	}
 
 	ts.flightMu.Lock()
 	ts.flight = nil
@@ -83,13 +121,4 @@ func (ts *tokenSource) answer(out outcome, force bool) (*tokenResult, error) {
 		return &tokenResult{state: out.base}, nil
 	}
 	return ts.failed(out.base, out.cfg, out.err, force)
-}
-
-// retryAtFor is when WeTix may be asked again after err.
-func (ts *tokenSource) retryAtFor(err error, now time.Time) time.Time {
-	wait := ts.failureCooldown
-	if cerr, ok := client.AsError(err); ok && cerr.RetryAfter > wait {
-		wait = cerr.RetryAfter
-	}
-	return now.Add(wait)
 }

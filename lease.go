@@ -24,14 +24,16 @@ func refreshWindowOf(lifetime time.Duration) time.Duration {
 	return time.Duration(float64(lifetime) * refreshWindow)
 }
 
-// carriesFullLeases says whether a token of this lifetime can be handed out
-// on full ttl leases for a useful part of its life: at least the refresh
-// window's worth. Such a token is refreshed while it can still carry a full
-// lease, so with WeTix healthy every lease is exactly ttl. A shorter-lived
-// token keeps the 10% window and gets cut leases near its end; applying the
-// full-lease rule to it would make it due (almost) as soon as it is issued.
+// carriesFullLeases says whether a token of this lifetime, when fresh, can be
+// handed out on a full ttl lease. Such a token is
+// refreshed while it can still carry a full lease, so with WeTix healthy
+// every lease is exactly ttl. A shorter-lived token keeps the 10% window and
+// gets cut leases near its end: the full-lease rule would make it due as
+// soon as it is issued. A ttl close to the token's life means frequent
+// refreshes (one per lifetime - margin - ttl of reading); that is the
+// operator's choice, and the README says so.
 func carriesFullLeases(lifetime, ttl time.Duration) bool {
-	return lifetime-leaseMargin(lifetime)-ttl >= refreshWindowOf(lifetime)
+	return lifetime-leaseMargin(lifetime) > ttl
 }
 
 // leasable is how long a lease on st may last from now.

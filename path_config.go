@@ -13,11 +13,8 @@ import (
 
 func pathConfig(b *backend) *framework.Path {
 	return &framework.Path{
-		Pattern: "config",
-		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "wetix",
-			OperationSuffix: "configuration",
-		},
+		Pattern:      "config",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "wetix"},
 		Fields: map[string]*framework.FieldSchema{
 			"client_id": {
 				Type:         framework.TypeString,
@@ -41,7 +38,7 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			"refresh_token": {
 				Type:         framework.TypeString,
-				Description:  "Optional refresh token you already hold, used for the first refresh instead of the client-credentials grant. Write-only: never returned by a read.",
+				Description:  "Optional refresh token you already hold, used for the first refresh instead of the client-credentials grant. Write-only: never returned by a read. Writing the seed the config already holds again never makes the plugin send it twice.",
 				DisplayAttrs: &framework.DisplayAttributes{Name: "Seed refresh token", Sensitive: true},
 			},
 			"ttl": {
@@ -57,15 +54,36 @@ func pathConfig(b *backend) *framework.Path {
 		},
 		ExistenceCheck: b.configExists,
 		Operations: map[logical.Operation]framework.OperationHandler{
-			// Writes go to the node that can store them.
-			logical.CreateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Write the WeTix client configuration.", ForwardPerformanceStandby: true},
-			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Change the WeTix client configuration; only the fields given change.", ForwardPerformanceStandby: true},
-			logical.ReadOperation: &framework.PathOperation{
-				Callback:  b.pathConfigRead,
-				Summary:   "Read the configuration, without its secrets.",
-				Responses: map[int][]framework.Response{200: {{Description: "OK", Fields: configReadFields}}},
+			// Writes go to the node, and the cluster, that can store them.
+			logical.CreateOperation: &framework.PathOperation{
+				Callback:                    strict(b.pathConfigWrite),
+				Summary:                     "Write the WeTix client configuration.",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:                   map[int][]framework.Response{200: {{Description: "OK: the resulting configuration, without its secrets", Fields: configReadFields}}},
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
 			},
-			logical.DeleteOperation: &framework.PathOperation{Callback: b.pathConfigDelete, Summary: "Delete the configuration and every stored token.", ForwardPerformanceStandby: true},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    strict(b.pathConfigWrite),
+				Summary:                     "Change the WeTix client configuration; only the fields given change.",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "configure"},
+				Responses:                   map[int][]framework.Response{200: {{Description: "OK: the resulting configuration, without its secrets", Fields: configReadFields}}},
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathConfigRead,
+				Summary:      "Read the configuration, without its secrets.",
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
+				Responses:    map[int][]framework.Response{200: {{Description: "OK", Fields: configReadFields}}},
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigDelete,
+				Summary:                     "Delete the configuration and every stored token.",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "delete", OperationSuffix: "configuration"},
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
 		},
 		HelpSynopsis:    "Configure the WeTix client credentials.",
 		HelpDescription: strings.TrimSpace(configHelp),
@@ -103,7 +121,13 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]interface{}{
+	return &logical.Response{Data: configData(cfg)}, nil
+}
+
+// configData is what a read, and every write, answers: the config without
+// its secrets.
+func configData(cfg *wetixConfig) map[string]interface{} {
+	return map[string]interface{}{
 		"client_id":            cfg.ClientID,
 		"client_secret_set":    cfg.ClientSecret != "",
 		"environment":          cfg.Environment,
@@ -113,11 +137,11 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 		"ttl":                  int64(cfg.TTL.Seconds()),
 		"request_timeout":      int64(cfg.RequestTimeout.Seconds()),
 		"updated_at":           cfg.UpdatedAt.UTC().Format(time.RFC3339),
-	}}, nil
+	}
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	_, err := b.tokens.changeConfig(ctx, req.Storage, func(prev *wetixConfig) (*wetixConfig, error) {
+	cfg, err := b.tokens.changeConfig(ctx, req.Storage, func(prev *wetixConfig) (*wetixConfig, error) {
 		cfg, err := mergeConfig(prev, d)
 		if err != nil {
 			return nil, &inputError{msg: err.Error()}
@@ -129,7 +153,10 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if errors.As(err, &ierr) {
 		return logical.ErrorResponse(ierr.msg), logical.ErrInvalidRequest
 	}
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: configData(cfg)}, nil
 }
 
 // mergeConfig applies the fields given to the previous config (nil on
@@ -219,13 +246,15 @@ func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error
 		seed = s
 	}
 
-	// Writing the same seed refresh token again keeps the generation:
-	// re-running a provisioning script must not make the plugin send an
-	// already spent seed a second time.
-	if creating || (seeded && seed != prev.SeedRefreshToken) || cfg.ClientID != prev.ClientID || cfg.ClientSecret != prev.ClientSecret || cfg.oauthURL() != prev.oauthURL() {
+	// A seed the config already held may have been sent already, so it is
+	// never used again, whatever else the write changes: re-running a
+	// provisioning script, even with new credentials, must not make the
+	// plugin send a spent seed a second time. Alone, it keeps the generation.
+	newSeed := seeded && (creating || seed != prev.SeedRefreshToken)
+	if creating || newSeed || cfg.ClientID != prev.ClientID || cfg.ClientSecret != prev.ClientSecret || cfg.oauthURL() != prev.oauthURL() {
 		cfg.Generation = newGeneration()
 		cfg.SeedRefreshToken = ""
-		if seeded {
+		if newSeed {
 			cfg.SeedRefreshToken = seed.(string)
 		}
 	}

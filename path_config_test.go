@@ -2,6 +2,7 @@ package wetix
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -235,5 +236,46 @@ func TestCredentialFixClearsStaleStatusError(t *testing.T) {
 	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_secret": "s3cret-client-secret-value"})
 	if st := h.status(); st["healthy"] != true || st["last_error"] != "" {
 		t.Fatalf("status still blames the old credentials: %v", st)
+	}
+}
+
+func TestConfigWriteRefusesUnknownFieldsAndChangesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	before := h.rawEntry(configStoragePath)
+	// The operator's typo: Vault would otherwise answer "Success!".
+	resp, err := h.request(logical.UpdateOperation, "config", map[string]interface{}{"clinet_secret": "NEW"})
+	msg := errText(resp, err)
+	for _, want := range []string{"clinet_secret", "client_secret", "nothing was changed"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("error %q does not mention %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "NEW") {
+		t.Fatalf("the refused value is echoed: %q", msg)
+	}
+	if after := h.rawEntry(configStoragePath); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("a refused write changed the stored config")
+	}
+	resp, err = h.request(logical.UpdateOperation, "rotate", map[string]interface{}{"force": true})
+	if !strings.Contains(errText(resp, err), "takes no fields") {
+		t.Fatalf("rotate with an unknown field: %q", errText(resp, err))
+	}
+}
+
+func TestConfigWriteAnswersWithTheResultingConfig(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	resp, err := h.request(logical.UpdateOperation, "config", map[string]interface{}{"ttl": "5m"})
+	if err != nil || resp == nil || resp.IsError() {
+		t.Fatalf("config update: %v", errText(resp, err))
+	}
+	if resp.Data["ttl"] != int64(300) || resp.Data["client_id"] != "client-1" || resp.Data["client_secret_set"] != true {
+		t.Fatalf("write answered %v", resp.Data)
+	}
+	for k, v := range resp.Data {
+		if s, ok := v.(string); ok && strings.Contains(s, "s3cret") {
+			t.Fatalf("write answer field %s carries the client secret", k)
+		}
 	}
 }

@@ -18,10 +18,11 @@ func pathRotate(b *backend) *framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback: b.pathRotateWrite,
+				Callback: strict(b.pathRotateWrite),
 				Summary:  "Replace the access and refresh tokens now.",
 				// A rotation must run where storage can be written.
-				ForwardPerformanceStandby: true,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
 				Responses: map[int][]framework.Response{
 					200: {{Description: "OK", Fields: statusFields}},
 				},

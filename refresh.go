@@ -56,6 +56,12 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 	// have reached WeTix.
 	base := cur
 	pair, err := ts.obtain(ctx, storage, cfg, &base)
+	if context.Cause(ctx) == errSuperseded {
+		// Not WeTix's failure, and whatever came back belongs to the old
+		// config; the sent mark (in base) is already stored.
+		ts.cache.set(base)
+		return outcome{superseded: true}
+	}
 	if err != nil {
 		out.base = ts.recordFailureLocked(ctx, storage, base, err)
 		out.err = err
@@ -157,8 +163,8 @@ func (ts *tokenSource) obtain(ctx context.Context, storage logical.Storage, cfg 
 
 // tryRefresh stores the sent mark, then sends the refresh token.
 func (ts *tokenSource) tryRefresh(ctx context.Context, storage logical.Storage, c grantClient, base **tokenState) (*client.Pair, error) {
-	unsent := *base
-	marked := unsent.clone()
+	refreshToken := (*base).RefreshToken
+	marked := (*base).clone()
 	marked.RefreshSent = true
 	marked, err := ts.storeLocked(ctx, storage, marked)
 	if err != nil {
@@ -168,13 +174,16 @@ func (ts *tokenSource) tryRefresh(ctx context.Context, storage logical.Storage, 
 		return nil, storageError(err, false)
 	}
 	*base = marked
-	pair, err := c.Refresh(ctx, unsent.RefreshToken)
+	pair, err := c.Refresh(ctx, refreshToken)
 	if cerr, ok := client.AsError(err); ok && !cerr.Sent {
 		// Not sent after all; it may be used again. Storage keeps the mark
 		// until the next write, which only costs a client-credentials grant
-		// if we crash now.
-		*base = unsent
-		ts.cache.set(unsent)
+		// if we crash now. What the mark's write stored besides (counts)
+		// stays.
+		restored := marked.clone()
+		restored.RefreshSent = false
+		*base = restored
+		ts.cache.set(restored)
 	}
 	return pair, err
 }
@@ -210,6 +219,22 @@ func (st *tokenState) apply(pair *client.Pair, now time.Time) {
 	} else {
 		st.Stats.CredentialGrants++
 	}
+}
+
+// maxCooldown caps how long a Retry-After may stop all calls to WeTix. A
+// misconfigured proxy answering "Retry-After: 86400" must not take the mount
+// down for a day after WeTix has recovered; a few minutes of restraint are
+// what any server asking for one can reasonably expect.
+const maxCooldown = 5 * time.Minute
+
+// retryAtFor is when WeTix may be asked again after err: the cooldown, or
+// the Retry-After WeTix asked for, up to maxCooldown.
+func (ts *tokenSource) retryAtFor(err error, now time.Time) time.Time {
+	wait := ts.failureCooldown
+	if cerr, ok := client.AsError(err); ok && cerr.RetryAfter > wait {
+		wait = min(cerr.RetryAfter, maxCooldown)
+	}
+	return now.Add(wait)
 }
 
 // recordFailureLocked keeps the failure for the cooldown and stale serving,

@@ -25,7 +25,11 @@ import (
 // refresh can never interleave. It knows nothing about Vault paths or
 // responses; the path handlers ask it and wrap the answer.
 type tokenSource struct {
-	// mu is held for a whole refresh and for every config write or delete.
+	// configMu serializes config writes and deletes (credential.go); it is
+	// taken before flightMu and mu.
+	configMu sync.Mutex
+	// mu is held for a whole refresh and for every config write or delete
+	// that replaces the credentials.
 	// Everything a refresh stores is built from the state it loaded under
 	// mu, never from the cache, which Invalidate may clear at any time.
 	mu sync.Mutex
@@ -123,6 +127,9 @@ func (ts *tokenSource) staleWhileRefreshing(ctx context.Context, storage logical
 	defer grace.Stop()
 	select {
 	case <-f.done:
+		if f.out.superseded {
+			return ts.refresh(ctx, storage, false)
+		}
 		// Whatever the refresh learnt (back, still down, or a new kind of
 		// failure) is the answer, as for any reader of a flight.
 		return ts.answer(f.out, false)
@@ -140,8 +147,7 @@ func (ts *tokenSource) refreshInBackground(storage logical.Storage) *flight {
 	if ts.flight != nil {
 		return ts.flight
 	}
-	f := &flight{done: make(chan struct{})}
-	ts.flight = f
+	f := ts.newFlightLocked()
 	ts.background.Add(1)
 	go func() {
 		defer ts.background.Done()

@@ -271,12 +271,14 @@ func TestRefreshSentMarkerSurvivesCrash(t *testing.T) {
 	h.wantCalls(1, 0)
 }
 
+// errText is the error a user sees: the response's own error when there is
+// one (Vault shows it in place of a bare ErrInvalidRequest), else err.
 func errText(resp *logical.Response, err error) string {
-	if err != nil {
-		return err.Error()
-	}
 	if resp != nil && resp.IsError() {
 		return resp.Error().Error()
+	}
+	if err != nil {
+		return err.Error()
 	}
 	return ""
 }

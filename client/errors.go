@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"net/url"
@@ -285,11 +286,42 @@ func clean(s string) string {
 // from upstream, in case WeTix ever echoes a request back in an error.
 func redact(s string, secrets []string) string {
 	for _, secret := range secrets {
-		if len(secret) >= 4 {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
+		if len(secret) < 4 {
+			continue
+		}
+		for _, form := range encodedForms(secret) {
+			s = strings.ReplaceAll(s, form, "[redacted]")
 		}
 	}
 	return jwtLike.ReplaceAllString(s, "[redacted]")
+}
+
+// encodedForms are the ways an upstream page may echo a secret: as sent, or
+// escaped for HTML, a URL query or a path (with either case of hex digits).
+func encodedForms(secret string) []string {
+	forms := []string{secret, html.EscapeString(secret), url.QueryEscape(secret), url.PathEscape(secret),
+		strings.ReplaceAll(url.QueryEscape(secret), "+", "%20")}
+	for _, f := range forms[2:] {
+		forms = append(forms, lowerHexEscapes(f))
+	}
+	return forms
+}
+
+func lowerHexEscapes(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			b[i+1], b[i+2] = lowerHex(b[i+1]), lowerHex(b[i+2])
+		}
+	}
+	return string(b)
+}
+
+func lowerHex(c byte) byte {
+	if c >= 'A' && c <= 'F' {
+		return c + ('a' - 'A')
+	}
+	return c
 }
 
 func truncate(s string, n int) string {
