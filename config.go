@@ -47,8 +47,16 @@ type wetixConfig struct {
 	// token. Tokens carry the generation they were obtained under, so a
 	// single write of the config entry is enough to retire them, with
 	// nothing half-written if a second write were to fail.
-	Generation string    `json:"generation"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	Generation string `json:"generation"`
+	// SecretSerial counts changes of the client secret alone (same client
+	// ID and OAuth URL). Such a change keeps the generation: the tokens
+	// obtained with the previous secret stay, and are served, until a pair
+	// obtained with the new one replaces them (tokenState.SecretSerial), so a
+	// secret written a moment before WeTix activates it, or mistyped, costs
+	// no outage.
+	SecretSerial    int       `json:"secret_serial,omitempty"`
+	SecretChangedAt time.Time `json:"secret_changed_at,omitzero"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // oauthURL is the WeTix OAuth base URL the config points at.

@@ -3,6 +3,7 @@ package wetix
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -22,10 +23,25 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, forc
 	if !ok {
 		return nil, fmt.Errorf("refreshing the WeTix token: %w", err)
 	}
+	if !force && cur != nil && cur.secretPending(cfg) && ts.servable(cur, cfg) {
+		// Whatever WeTix says of the new secret, the token obtained with
+		// the previous one is still good: a wrong or early secret costs a
+		// warning, not an outage.
+		return &tokenResult{state: cur, warnings: []string{pendingSecretWarning(cur, cfg, cerr)}, stale: true}, nil
+	}
 	if !force && cerr.Kind == client.KindTransient && cur != nil && ts.servable(cur, cfg) {
 		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}, stale: true}, nil
 	}
 	return nil, operatorError(cerr)
+}
+
+func pendingSecretWarning(st *tokenState, cfg *wetixConfig, cerr *client.Error) string {
+	verdict := "WeTix has not accepted it yet"
+	if cerr.Kind == client.KindInvalidClient {
+		verdict = "WeTix rejected it"
+	}
+	return fmt.Sprintf("The client_secret written at %s is pending: %s (%s). Serving the access token obtained with the previous secret, which expires at %s; the plugin keeps trying the new one. If it is wrong, write the right one: vault write <mount>/config client_secret=...",
+		cfg.SecretChangedAt.UTC().Format(time.RFC3339), verdict, cerr.Error(), st.AccessExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // operatorError turns a grant failure into what an operator can act on.

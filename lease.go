@@ -42,7 +42,7 @@ func leasable(st *tokenState, now time.Time) time.Duration {
 }
 
 // due says whether the access token should be replaced before being served:
-// missing; too close to expiry to be leased honestly; unable to carry a
+// missing; obtained with a client secret the config has since replaced; too close to expiry to be leased honestly; unable to carry a
 // full ttl lease although its lifetime allows one (see carriesFullLeases:
 // Vault Agent re-reads a sub-second lease within the same wall-clock second,
 // and consul-template drops a fetch whose index, the Unix second, did not
@@ -50,7 +50,7 @@ func leasable(st *tokenState, now time.Time) time.Duration {
 // refresh window at the end of its life; or with a refresh token close to
 // its own expiry.
 func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
-	if !st.hasAccessToken() {
+	if !st.hasAccessToken() || st.secretPending(cfg) {
 		return true
 	}
 	now := ts.now()

@@ -46,6 +46,10 @@ func pathConfig(b *backend) *framework.Path {
 				Description: "Lease TTL of a token read (default 1h; 0 restores the default). A lease never outlives the access token it carries, whatever this says.",
 				Default:     int(defaultTTL.Seconds()),
 			},
+			"verify": {
+				Type:        framework.TypeBool,
+				Description: "Check the credentials with WeTix before storing them: the write is refused, and nothing changes, unless WeTix issues a token for them now. Not stored. Cannot be combined with a new refresh_token (verifying would spend it).",
+			},
 			"request_timeout": {
 				Type:        framework.TypeDurationSecond,
 				Description: "Timeout of each call to WeTix (default 30s, at most 60s; 0 restores the default).",
@@ -141,13 +145,19 @@ func configData(cfg *wetixConfig) map[string]interface{} {
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	cfg, err := b.tokens.changeConfig(ctx, req.Storage, func(prev *wetixConfig) (*wetixConfig, error) {
-		cfg, err := mergeConfig(prev, d)
-		if err != nil {
-			return nil, &inputError{msg: err.Error()}
-		}
-		cfg.UpdatedAt = b.now()
-		return cfg, nil
+	cfg, warnings, err := b.tokens.changeConfig(ctx, req.Storage, configChange{
+		verify: d.Get("verify").(bool),
+		merge: func(prev *wetixConfig) (*wetixConfig, error) {
+			cfg, err := mergeConfig(prev, d)
+			if err != nil {
+				return nil, &inputError{msg: err.Error()}
+			}
+			cfg.UpdatedAt = b.now()
+			if prev != nil && cfg.SecretSerial != prev.SecretSerial {
+				cfg.SecretChangedAt = cfg.UpdatedAt
+			}
+			return cfg, nil
+		},
 	})
 	var ierr *inputError
 	if errors.As(err, &ierr) {
@@ -156,7 +166,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: configData(cfg)}, nil
+	resp := &logical.Response{Data: configData(cfg)}
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
 }
 
 // mergeConfig applies the fields given to the previous config (nil on
@@ -251,12 +265,20 @@ func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error
 	// provisioning script, even with new credentials, must not make the
 	// plugin send a spent seed a second time. Alone, it keeps the generation.
 	newSeed := seeded && (creating || seed != prev.SeedRefreshToken)
-	if creating || newSeed || cfg.ClientID != prev.ClientID || cfg.ClientSecret != prev.ClientSecret || cfg.oauthURL() != prev.oauthURL() {
+	switch {
+	case creating || newSeed || cfg.ClientID != prev.ClientID || cfg.oauthURL() != prev.oauthURL():
+		// Other client, other server or another refresh token chain: the
+		// stored tokens are not this config's.
 		cfg.Generation = newGeneration()
+		cfg.SecretSerial, cfg.SecretChangedAt = 0, time.Time{}
 		cfg.SeedRefreshToken = ""
 		if newSeed {
 			cfg.SeedRefreshToken = seed.(string)
 		}
+	case cfg.ClientSecret != prev.ClientSecret:
+		// Same client: its tokens stay valid until the new secret has
+		// brought a replacement (see wetixConfig.SecretSerial).
+		cfg.SecretSerial = prev.SecretSerial + 1
 	}
 	return cfg, nil
 }

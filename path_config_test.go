@@ -177,29 +177,39 @@ func TestConfigCredentialChangeDiscardsTokens(t *testing.T) {
 	}
 	h.wantCalls(1, 0)
 
-	// A client_id change discards them: the next read tries the
-	// client-credentials grant with the new ID (which this emulator rejects),
-	// never the old client's refresh token.
+	// A client_id change discards them: the write starts a refresh with the
+	// new ID (which this emulator rejects), and so does the next read, with
+	// the client-credentials grant, never the old client's refresh token.
 	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_id": "client-2"})
+	h.b.tokens.background.Wait()
+	h.wantCalls(2, 0)
 	resp, err := h.request(logical.ReadOperation, "token", nil)
 	if !strings.Contains(errText(resp, err), "WeTix rejected the client credentials") {
 		t.Fatalf("read with an unknown client_id: %q", errText(resp, err))
 	}
-	h.wantCalls(2, 0)
+	h.wantCalls(3, 0)
 	if st := h.stored(); st.AccessToken != "" || st.RefreshToken != "" {
 		t.Fatal("the old client's tokens are still stored")
 	}
+	// Back to the right ID: the write's background refresh gets the new
+	// pair, and the read is served from it.
 	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_id": "client-1"})
-	if got := h.readToken().Data["access_token"]; got == first {
+	h.b.tokens.background.Wait()
+	second := h.readToken().Data["access_token"]
+	if second == first {
 		t.Fatal("the discarded token came back")
 	}
-	h.wantCalls(3, 0)
+	h.wantCalls(4, 0)
 
-	// The same holds for client_secret.
+	// A new client_secret replaces the tokens too, once it has brought a
+	// pair of its own (see the secret-change tests).
 	h.wetix.SetClientSecret("rotated-secret")
 	h.request(logical.UpdateOperation, "config", map[string]interface{}{"client_secret": "rotated-secret"})
-	h.readToken()
-	h.wantCalls(4, 0)
+	h.b.tokens.background.Wait()
+	if got := h.readToken().Data["access_token"]; got == second {
+		t.Fatal("the previous secret's token is still served after the new secret worked")
+	}
+	h.wantCalls(5, 0)
 }
 
 func TestConfigRewritingTheSameSeedDoesNotReplayIt(t *testing.T) {

@@ -42,6 +42,8 @@ cluster reports the same.
 `
 
 var statusFields = map[string]*framework.FieldSchema{
+	"secret_change_pending":     {Type: framework.TypeBool, Description: "True after a client_secret change until WeTix has issued a token for the new secret; meanwhile the token obtained with the previous secret is served, with a warning."},
+	"secret_changed_at":         {Type: framework.TypeTime, Description: "When client_secret was last changed alone (RFC 3339); empty if never."},
 	"healthy":                   {Type: framework.TypeBool, Description: "True when a valid access token is held, or can be had, and the last refresh did not fail."},
 	"advice":                    {Type: framework.TypeString, Description: "What to do when healthy is false."},
 	"configured":                {Type: framework.TypeBool, Description: "Whether config has been written."},
@@ -81,9 +83,11 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 		return nil, err
 	}
 	now := b.now()
-	healthy, advice := health(st, now)
+	healthy, advice := healthOf(st, cfg, now)
 	return &logical.Response{Data: map[string]interface{}{
 		"configured":                true,
+		"secret_change_pending":     st.secretPending(cfg),
+		"secret_changed_at":         formatTime(cfg.SecretChangedAt),
 		"healthy":                   healthy,
 		"advice":                    advice,
 		"access_token_expires_at":   formatTime(st.AccessExpiresAt),
@@ -100,6 +104,23 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 		"last_error":                st.Stats.LastError,
 		"last_error_at":             formatTime(st.Stats.LastErrorAt),
 	}}, nil
+}
+
+// healthOf is health with what the config adds: a client secret change that
+// WeTix has not confirmed yet.
+func healthOf(st *tokenState, cfg *wetixConfig, now time.Time) (bool, string) {
+	if !st.secretPending(cfg) {
+		return health(st, now)
+	}
+	lastFailed := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(cfg.SecretChangedAt)
+	switch {
+	case lastFailed && st.Stats.LastErrorKind == client.KindInvalidClient.String():
+		return false, "WeTix rejects the client_secret written at " + formatTime(cfg.SecretChangedAt) + "; the token obtained with the previous secret is still served until " + formatTime(st.AccessExpiresAt) + ". Write the right secret: vault write <mount>/config client_secret=..."
+	case lastFailed:
+		return false, "The client_secret written at " + formatTime(cfg.SecretChangedAt) + " could not be tried yet (see last_error); the token obtained with the previous secret is still served until " + formatTime(st.AccessExpiresAt) + "."
+	default:
+		return true, "A client_secret change is pending: the next refresh (on the next read or within a minute) obtains a token with it."
+	}
 }
 
 // health answers the operator's question: is this working, and if not, what

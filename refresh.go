@@ -70,7 +70,7 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 	ts.failure.Store(nil)
 
 	next := base.clone()
-	next.apply(pair, ts.now())
+	next.replaceWith(pair, cfg, ts.now())
 	if refreshTokenNearExpiry(next, cfg, ts.now()) {
 		// The answer brought no fresh refresh token and the kept one is
 		// about to lapse: keeping it would make every read "due" again.
@@ -110,7 +110,11 @@ func (ts *tokenSource) flushPendingLocked(ctx context.Context, storage logical.S
 // deadline. *base tracks what storage holds (the sent mark).
 func (ts *tokenSource) obtain(ctx context.Context, storage logical.Storage, cfg *wetixConfig, base **tokenState) (*client.Pair, error) {
 	c := ts.newClient(cfg)
-	useRefresh := (*base).usableRefreshToken(ts.now())
+	// After a secret change the refresh token is left alone: if WeTix
+	// rejects the new secret, a refresh call would have spent it for
+	// nothing, and the client-credentials grant proves the new secret as
+	// well.
+	useRefresh := (*base).usableRefreshToken(ts.now()) && !(*base).secretPending(cfg)
 
 	var lastErr error
 	for attempt := 0; ; attempt++ {
@@ -186,6 +190,16 @@ func (ts *tokenSource) tryRefresh(ctx context.Context, storage logical.Storage, 
 		ts.cache.set(restored)
 	}
 	return pair, err
+}
+
+// replaceWith records a pair obtained under cfg. A pair that completes a
+// secret change retires the previous secret's refresh token with it.
+func (st *tokenState) replaceWith(pair *client.Pair, cfg *wetixConfig, now time.Time) {
+	if st.secretPending(cfg) {
+		st.RefreshToken, st.RefreshIssuedAt, st.RefreshExpiresAt, st.RefreshSent = "", time.Time{}, time.Time{}, false
+		st.SecretSerial = cfg.SecretSerial
+	}
+	st.apply(pair, now)
 }
 
 // apply records a new pair. An answer without a refresh token keeps the old

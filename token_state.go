@@ -20,6 +20,9 @@ type tokenState struct {
 	// Generation ties the tokens to the config they were obtained with; see
 	// wetixConfig.Generation.
 	Generation string `json:"generation"`
+	// SecretSerial is the config's SecretSerial when this pair was
+	// obtained; a lower one means a secret change is pending.
+	SecretSerial int `json:"secret_serial,omitempty"`
 
 	AccessToken      string    `json:"access_token,omitempty"`
 	AccessIssuedAt   time.Time `json:"access_issued_at,omitzero"`
@@ -56,6 +59,12 @@ type refreshStats struct {
 
 func (s *tokenState) hasAccessToken() bool { return s != nil && s.AccessToken != "" }
 
+// secretPending says whether these tokens were obtained with a client secret
+// the config has since replaced.
+func (s *tokenState) secretPending(cfg *wetixConfig) bool {
+	return s.SecretSerial != cfg.SecretSerial
+}
+
 // accessLifetime is the full life WeTix gave the access token.
 func (s *tokenState) accessLifetime() time.Duration {
 	return s.AccessExpiresAt.Sub(s.AccessIssuedAt)
@@ -83,7 +92,7 @@ func (s *tokenState) forGeneration(cfg *wetixConfig) *tokenState {
 	}
 	stats := s.Stats
 	stats.LastError, stats.LastErrorKind, stats.LastErrorAt = "", "", time.Time{}
-	return &tokenState{Generation: cfg.Generation, RefreshToken: cfg.SeedRefreshToken, Stats: stats}
+	return &tokenState{Generation: cfg.Generation, SecretSerial: cfg.SecretSerial, RefreshToken: cfg.SeedRefreshToken, Stats: stats}
 }
 
 func (s *tokenState) clone() *tokenState {

@@ -111,8 +111,8 @@ func (ts *tokenSource) get(ctx context.Context, storage logical.Storage, cfg *we
 		// once and the retry happens behind it. Without this, every read
 		// after each cooldown would sit through a full round of retries
 		// against a WeTix that may just be hanging.
-		if f := ts.failure.Load(); f != nil && f.transient() && ts.servable(st, cfg) {
-			return ts.staleWhileRefreshing(ctx, storage, st, f)
+		if f := ts.failure.Load(); f != nil && (f.transient() || st.secretPending(cfg)) && ts.servable(st, cfg) {
+			return ts.staleWhileRefreshing(ctx, storage, st, cfg, f)
 		}
 	}
 	return ts.refresh(ctx, storage, false)
@@ -121,7 +121,7 @@ func (ts *tokenSource) get(ctx context.Context, storage logical.Storage, cfg *we
 // staleWhileRefreshing gives a refresh outageGrace to finish (WeTix may be
 // back), then serves the current token with a warning and lets the refresh
 // go on without the reader.
-func (ts *tokenSource) staleWhileRefreshing(ctx context.Context, storage logical.Storage, st *tokenState, last *refreshFailure) (*tokenResult, error) {
+func (ts *tokenSource) staleWhileRefreshing(ctx context.Context, storage logical.Storage, st *tokenState, cfg *wetixConfig, last *refreshFailure) (*tokenResult, error) {
 	f := ts.refreshInBackground(storage)
 	grace := time.NewTimer(ts.outageGrace)
 	defer grace.Stop()
@@ -135,6 +135,9 @@ func (ts *tokenSource) staleWhileRefreshing(ctx context.Context, storage logical
 		return ts.answer(f.out, false)
 	case <-grace.C:
 	case <-ctx.Done():
+	}
+	if cerr, ok := client.AsError(last.err); ok && st.secretPending(cfg) {
+		return &tokenResult{state: st, warnings: []string{pendingSecretWarning(st, cfg, cerr)}, stale: true}, nil
 	}
 	return &tokenResult{state: st, warnings: []string{staleWarning(st, last.err.Error())}, stale: true}, nil
 }
