@@ -130,7 +130,7 @@ func (ts *tokenSource) adoptLocked(ctx context.Context, storage logical.Storage,
 	next := base.clone()
 	next.replaceWith(pair, cfg, ts.now())
 	if _, err := ts.storeLocked(ctx, storage, next); err != nil {
-		ts.pending = next
+		ts.setPendingLocked(next)
 		return storageError(err, true)
 	}
 	ts.logger.Info("WeTix token obtained with the new config", "grant", pair.Grant, "access_expires_at", next.AccessExpiresAt.UTC().Format(time.RFC3339))
@@ -154,7 +154,7 @@ func verifyRefusal(err error) string {
 // already retired the stored tokens; rewriting the entry only drops their
 // secrets from storage early, so it is best effort.
 func (ts *tokenSource) retireLocked(ctx context.Context, storage logical.Storage, cfg *wetixConfig) {
-	ts.pending = nil
+	ts.setPendingLocked(nil)
 	ts.failure.Store(nil)
 	ts.cache.set(nil)
 	old, err := readTokenState(ctx, storage)
@@ -178,7 +178,7 @@ func (ts *tokenSource) deleteConfig(ctx context.Context, storage logical.Storage
 	if err := ts.configs.remove(ctx, storage); err != nil {
 		return fmt.Errorf("deleting the config failed; try again: %w", err)
 	}
-	ts.pending = nil
+	ts.setPendingLocked(nil)
 	ts.failure.Store(nil)
 	ts.cache.set(nil)
 	if err := storage.Delete(ctx, tokensStoragePath); err != nil {

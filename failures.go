@@ -16,7 +16,12 @@ import (
 // caller asked for a new token and must learn it did not get one.
 func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, force bool) (*tokenResult, error) {
 	var serr *storageErr
-	if errors.As(err, &serr) || errors.Is(err, logical.ErrReadOnly) || errors.Is(err, errNotConfigured) {
+	if errors.As(err, &serr) && !force && cur != nil && ts.servable(cur, cfg) {
+		// Storage, not WeTix, failed: the current token is as good as it
+		// was, and a read does not need storage to be served it.
+		return &tokenResult{state: cur, warnings: []string{storageWarning(cur, serr)}, stale: true}, nil
+	}
+	if serr != nil || errors.Is(err, logical.ErrReadOnly) || errors.Is(err, errNotConfigured) {
 		return nil, err
 	}
 	cerr, ok := client.AsError(err)
@@ -33,6 +38,11 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, forc
 		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}, stale: true}, nil
 	}
 	return nil, operatorError(cerr)
+}
+
+func storageWarning(st *tokenState, serr *storageErr) string {
+	return fmt.Sprintf("The access token could not be refreshed because Vault's storage failed (%s); serving the current token, which expires at %s. The plugin tries again on the next read.",
+		serr.Error(), st.AccessExpiresAt.UTC().Format(time.RFC3339))
 }
 
 func pendingSecretWarning(st *tokenState, cfg *wetixConfig, cerr *client.Error) string {

@@ -8,6 +8,22 @@ import (
 // and zero means "the mount's default", which could outlive the token.
 const minLease = time.Second
 
+// agentSafeLease is the shortest lease served while a longer one is possible.
+// Vault Agent re-reads at about 90% of a lease, and consul-template ignores a
+// fetch whose index (a Vault read's index is the Unix second) equals the
+// previous one: after a 1-second lease Agent re-reads within the same second
+// and keeps the old token rendered, past its expiry.
+const agentSafeLease = 2 * time.Second
+
+// leaseFloor is the shortest lease a token of this lifetime is served on;
+// below it the token is due.
+func leaseFloor(lifetime time.Duration) time.Duration {
+	if lifetime-leaseMargin(lifetime) > agentSafeLease {
+		return agentSafeLease
+	}
+	return minLease
+}
+
 // leaseMargin keeps a lease short of the token's expiry, for clock skew
 // between Vault and WeTix and for the time the answer takes to reach the app.
 func leaseMargin(lifetime time.Duration) time.Duration {
@@ -24,16 +40,16 @@ func refreshWindowOf(lifetime time.Duration) time.Duration {
 	return time.Duration(float64(lifetime) * refreshWindow)
 }
 
-// carriesFullLeases says whether a token of this lifetime, when fresh, can be
-// handed out on a full ttl lease. Such a token is
-// refreshed while it can still carry a full lease, so with WeTix healthy
-// every lease is exactly ttl. A shorter-lived token keeps the 10% window and
-// gets cut leases near its end: the full-lease rule would make it due as
-// soon as it is issued. A ttl close to the token's life means frequent
-// refreshes (one per lifetime - margin - ttl of reading); that is the
-// operator's choice, and the README says so.
+// carriesFullLeases says whether a token of this lifetime can be handed out
+// on full ttl leases for at least the refresh window's worth of its life.
+// Such a token is refreshed while it can still carry a full lease, so with
+// WeTix healthy every lease is exactly ttl. Any other token keeps the 10%
+// window and gets leases cut near its end (never under leaseFloor): the
+// full-lease rule would make it due almost as soon as it is issued, one
+// refresh per read (measured: 19 calls in 19 one-second reads of 19-second
+// tokens with ttl=18s).
 func carriesFullLeases(lifetime, ttl time.Duration) bool {
-	return lifetime-leaseMargin(lifetime) > ttl
+	return lifetime-leaseMargin(lifetime)-ttl >= refreshWindowOf(lifetime)
 }
 
 // leasable is how long a lease on st may last from now.
@@ -42,13 +58,11 @@ func leasable(st *tokenState, now time.Time) time.Duration {
 }
 
 // due says whether the access token should be replaced before being served:
-// missing; obtained with a client secret the config has since replaced; too close to expiry to be leased honestly; unable to carry a
-// full ttl lease although its lifetime allows one (see carriesFullLeases:
-// Vault Agent re-reads a sub-second lease within the same wall-clock second,
-// and consul-template drops a fetch whose index, the Unix second, did not
-// change, so it would keep rendering a token past its expiry); inside the
-// refresh window at the end of its life; or with a refresh token close to
-// its own expiry.
+// missing; obtained with a client secret the config has since replaced; too
+// close to expiry for a lease of leaseFloor; unable to carry a full ttl
+// lease although its lifetime allows one (carriesFullLeases), so that with
+// WeTix healthy leases are exactly ttl; inside the refresh window at the end
+// of its life; or with a refresh token close to its own expiry.
 func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
 	if !st.hasAccessToken() || st.secretPending(cfg) {
 		return true
@@ -57,7 +71,7 @@ func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
 	life := st.accessLifetime()
 	left := leasable(st, now)
 	switch {
-	case left < minLease:
+	case left < leaseFloor(life):
 		return true
 	case carriesFullLeases(life, cfg.TTL) && left < cfg.TTL:
 		return true

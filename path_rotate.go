@@ -2,6 +2,7 @@ package wetix
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -49,6 +50,9 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, _ *
 		return logical.ErrorResponse(errNotConfigured.Error()), nil
 	}
 	res, err := b.tokens.refresh(ctx, req.Storage, true)
+	if errors.Is(err, errNotConfigured) {
+		return logical.ErrorResponse(errNotConfigured.Error()), nil
+	}
 	if err != nil {
 		return nil, err
 	}

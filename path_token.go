@@ -2,6 +2,7 @@ package wetix
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -71,9 +72,28 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 	if cfg == nil {
 		return logical.ErrorResponse(errNotConfigured.Error()), nil
 	}
-	res, err := b.tokens.get(ctx, req.Storage, cfg)
-	if err != nil {
-		return nil, err
+	// A token checked a moment ago may have run out of lease since (a read
+	// that waited for a refresh during an outage): ask once more, and the
+	// lifecycle treats it as due.
+	var res *tokenResult
+	var ttl time.Duration
+	for attempt := 0; ; attempt++ {
+		res, err = b.tokens.get(ctx, req.Storage, cfg)
+		if errors.Is(err, errNotConfigured) {
+			// The config was deleted while this read waited for a refresh.
+			return logical.ErrorResponse(errNotConfigured.Error()), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ok bool
+		if ttl, ok = leaseTTL(cfg.TTL, res.state, b.now()); ok {
+			break
+		}
+		if attempt == 1 {
+			// Only a token WeTix issued with (almost) no life gets here.
+			return nil, fmt.Errorf("the access token WeTix issued expires at %s, too soon to lease; check the clocks of Vault and WeTix, and `vault read <mount>/status`", res.state.AccessExpiresAt.UTC().Format(time.RFC3339))
+		}
 	}
 	st := res.state
 	if res.stale {
@@ -84,12 +104,6 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 		"token_type":   "Bearer",
 		"expires_at":   st.AccessExpiresAt.UTC().Format(time.RFC3339),
 	}, nil)
-	ttl, ok := leaseTTL(cfg.TTL, st, b.now())
-	if !ok {
-		// Only a token WeTix issued with (almost) no life left gets here:
-		// every token that cannot carry a one-second lease is due.
-		return nil, fmt.Errorf("the access token WeTix issued expires at %s, too soon to lease; check the clocks of Vault and WeTix, and `vault read <mount>/status`", st.AccessExpiresAt.UTC().Format(time.RFC3339))
-	}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = ttl
 	resp.Secret.Renewable = false

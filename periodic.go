@@ -28,7 +28,10 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err != nil {
 		return err
 	}
-	if !b.tokens.due(st, cfg) {
+	// A pair whose write failed (after a rotate, say) must not wait in
+	// memory for the next due refresh, weeks away: the refresh stores it
+	// first thing and finds nothing else to do.
+	if !b.tokens.due(st, cfg) && !b.tokens.hasPending.Load() {
 		return nil
 	}
 	// A failure is recorded in status and retried on the next tick.

@@ -79,7 +79,7 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 	}
 	stored, err := ts.storeLocked(ctx, storage, next)
 	if err != nil {
-		ts.pending = next
+		ts.setPendingLocked(next)
 		ts.logger.Error("storing rotated WeTix tokens failed; keeping them in memory to store on the next attempt", "error", err)
 		out.err = storageError(err, true)
 		return out
@@ -101,7 +101,7 @@ func (ts *tokenSource) flushPendingLocked(ctx context.Context, storage logical.S
 	if _, err := ts.storeLocked(ctx, storage, ts.pending); err != nil {
 		return storageError(err, true)
 	}
-	ts.pending = nil
+	ts.setPendingLocked(nil)
 	return nil
 }
 

@@ -39,6 +39,9 @@ type tokenSource struct {
 	// written before anything else happens: the refresh token inside it may be
 	// the only live one. Guarded by mu.
 	pending *tokenState
+	// hasPending mirrors pending != nil for the periodic tick, which flushes
+	// it without taking mu when there is nothing to do.
+	hasPending atomic.Bool
 	// failure is the last refresh's failure, nil after a success. Written
 	// under mu, read without it. Until its retryAt, refreshes answer from it
 	// instead of calling WeTix; while it is transient, reads of a servable
@@ -222,6 +225,11 @@ func (ts *tokenSource) noteStaleServe() { ts.unsavedStaleServes.Add(1) }
 // staleServes is the stored count plus what this node has not stored yet.
 func (ts *tokenSource) staleServes(st *tokenState) uint64 {
 	return st.Stats.StaleServes + ts.unsavedStaleServes.Load()
+}
+
+func (ts *tokenSource) setPendingLocked(st *tokenState) {
+	ts.pending = st
+	ts.hasPending.Store(st != nil)
 }
 
 // invalidate forgets the in-memory copy so the next read goes to storage.
