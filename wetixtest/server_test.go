@@ -20,25 +20,8 @@ const (
 	docsClientKey = "EgtPQXV0aENsaWVudBjv1orQ4qedsBY"
 )
 
-// clock is a settable Options.Now, so expiry is tested without sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Unix(1634699720, 0)} } // the docs' iat
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// docsIat is the issue time of the docs' example tokens.
+var docsIat = time.Unix(1634699720, 0)
 
 // start runs a server and a client with its own transport, both torn down
 // with the test so leaked connections or goroutines show up under -race.
@@ -200,7 +183,7 @@ func TestGrantsIssuePairs(t *testing.T) {
 }
 
 func TestTokenClaims(t *testing.T) {
-	clk := newClock()
+	clk := NewClock(docsIat)
 	s, c := start(t, Options{ClientID: docsClientID, AccessTTL: 90 * time.Second, RefreshTTL: 300 * time.Second, Now: clk.Now})
 	a := mustIssue(t, c, s, ccRequest())
 	b := mustIssue(t, c, s, ccRequest()) // same second on the frozen clock
@@ -322,18 +305,18 @@ func TestRefreshReuseAllowed(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	clk := newClock()
+	clk := NewClock(docsIat)
 	s, c := start(t, Options{AccessTTL: 10 * time.Second, RefreshTTL: 60 * time.Second, Now: clk.Now})
 	a := mustIssue(t, c, s, ccRequest())
-	clk.Add(9 * time.Second)
+	clk.Advance(9 * time.Second)
 	if !s.IsAccessTokenValid(a.AccessToken) {
 		t.Error("access token invalid before exp")
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if s.IsAccessTokenValid(a.AccessToken) {
 		t.Error("access token valid at exp")
 	}
-	clk.Add(50 * time.Second)
+	clk.Advance(50 * time.Second)
 	if s.IsRefreshTokenLive(*a.RefreshToken) {
 		t.Error("refresh token live at exp")
 	}
@@ -487,5 +470,41 @@ func TestCloseIsPromptAndFinal(t *testing.T) {
 	s.Close() // idempotent
 	if _, _, err := send(c, s, ccRequest()); err == nil {
 		t.Error("request after Close succeeded")
+	}
+}
+
+// TestMountConfigAndTotalCalls: MountConfig carries the credentials the
+// emulator accepts now (a mount configured from it gets tokens), and
+// TotalCalls counts every request to either token endpoint, refused ones too.
+func TestMountConfigAndTotalCalls(t *testing.T) {
+	s, c := start(t, Options{ClientID: "cid", ClientSecret: "first"})
+	s.SetClientSecret("second")
+	cfg := s.MountConfig(map[string]interface{}{"ttl": "5s"})
+	if cfg["client_id"] != "cid" || cfg["client_secret"] != "second" || cfg["base_url"] != s.URL() || cfg["ttl"] != "5s" || len(cfg) != 4 {
+		t.Fatalf("MountConfig = %v", cfg)
+	}
+	if over := s.MountConfig(map[string]interface{}{"client_id": "other"}); over["client_id"] != "other" {
+		t.Errorf("extra did not override client_id: %v", over)
+	}
+	r := ccRequest()
+	r.user, r.pass = cfg["client_id"].(string), cfg["client_secret"].(string)
+	mustIssue(t, c, s, r)
+	if status, _, _ := call(t, c, s, refreshRequest("not-a-token")); status != http.StatusBadRequest {
+		t.Fatalf("refresh with a bogus token: %d, want 400", status)
+	}
+	if n := s.TotalCalls(); n != 2 || n != s.Calls(GrantClientCredentials)+s.Calls(GrantRefresh) {
+		t.Errorf("TotalCalls = %d after one accepted and one refused call, want 2", n)
+	}
+}
+
+// TestClock: Advance moves Now, and only Advance does.
+func TestClock(t *testing.T) {
+	clk := NewClock(docsIat)
+	if !clk.Now().Equal(docsIat) || !clk.Now().Equal(clk.Now()) {
+		t.Fatalf("a new clock reads %v, want %v and still", clk.Now(), docsIat)
+	}
+	clk.Advance(90 * time.Second)
+	if got := clk.Now().Sub(docsIat); got != 90*time.Second {
+		t.Errorf("after Advance(90s) the clock moved %v", got)
 	}
 }
