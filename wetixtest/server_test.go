@@ -135,6 +135,7 @@ func decodeClaims(t *testing.T, tok string) (header string, c claims) {
 }
 
 func TestGrantsIssuePairs(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	seeded := s.SeedRefreshToken()
 	for _, tc := range []struct {
@@ -183,6 +184,7 @@ func TestGrantsIssuePairs(t *testing.T) {
 }
 
 func TestTokenClaims(t *testing.T) {
+	t.Parallel()
 	clk := NewClock(docsIat)
 	s, c := start(t, Options{ClientID: docsClientID, AccessTTL: 90 * time.Second, RefreshTTL: 300 * time.Second, Now: clk.Now})
 	a := mustIssue(t, c, s, ccRequest())
@@ -221,6 +223,7 @@ func TestTokenClaims(t *testing.T) {
 }
 
 func TestIssuerAndTTLRounding(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{Issuer: "http://local-oauth.wetix.my:5004", ClientID: "not-numeric", AccessTTL: 1500 * time.Millisecond, RefreshTTL: 300 * time.Millisecond})
 	a := mustIssue(t, c, s, ccRequest())
 	if *a.ExpiresIn != 1 || *a.RefreshTokenExpiresIn != 1 {
@@ -233,6 +236,7 @@ func TestIssuerAndTTLRounding(t *testing.T) {
 }
 
 func TestRequestErrors(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	access := mustIssue(t, c, s, ccRequest()).AccessToken
 	s.ResetCounts()
@@ -281,6 +285,7 @@ func TestRequestErrors(t *testing.T) {
 }
 
 func TestRefreshSingleUse(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	first := s.SeedRefreshToken()
 	next := *mustIssue(t, c, s, refreshRequest(first)).RefreshToken
@@ -294,6 +299,7 @@ func TestRefreshSingleUse(t *testing.T) {
 }
 
 func TestRefreshReuseAllowed(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{AllowRefreshReuse: true})
 	tok := s.SeedRefreshToken()
 	for range 3 {
@@ -305,6 +311,7 @@ func TestRefreshReuseAllowed(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
+	t.Parallel()
 	clk := NewClock(docsIat)
 	s, c := start(t, Options{AccessTTL: 10 * time.Second, RefreshTTL: 60 * time.Second, Now: clk.Now})
 	a := mustIssue(t, c, s, ccRequest())
@@ -326,6 +333,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestRevokeAndRotateSecret(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	tok := s.SeedRefreshToken()
 	s.RevokeAllRefreshTokens()
@@ -344,6 +352,7 @@ func TestRevokeAndRotateSecret(t *testing.T) {
 // TestConcurrentCounters checks that counting and fault consumption are
 // atomic: 50 requests at once, 10 of them faulted.
 func TestConcurrentCounters(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	seeds := make([]string, 25)
 	for i := range seeds {
@@ -385,6 +394,7 @@ func TestConcurrentCounters(t *testing.T) {
 }
 
 func TestConcurrentReuseHasOneWinner(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	tok := s.SeedRefreshToken()
 	var wg sync.WaitGroup
@@ -409,6 +419,7 @@ func TestConcurrentReuseHasOneWinner(t *testing.T) {
 }
 
 func TestOnRequestLogsNoSecrets(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var infos []RequestInfo
 	s, c := start(t, Options{OnRequest: func(ri RequestInfo) {
@@ -448,6 +459,7 @@ func TestOnRequestLogsNoSecrets(t *testing.T) {
 }
 
 func TestCloseIsPromptAndFinal(t *testing.T) {
+	t.Parallel()
 	s := New(Options{})
 	s.Fault(Fault{Delay: time.Hour})
 	c := &http.Client{}
@@ -477,6 +489,7 @@ func TestCloseIsPromptAndFinal(t *testing.T) {
 // emulator accepts now (a mount configured from it gets tokens), and
 // TotalCalls counts every request to either token endpoint, refused ones too.
 func TestMountConfigAndTotalCalls(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{ClientID: "cid", ClientSecret: "first"})
 	s.SetClientSecret("second")
 	cfg := s.MountConfig(map[string]interface{}{"ttl": "5s"})
@@ -499,6 +512,7 @@ func TestMountConfigAndTotalCalls(t *testing.T) {
 
 // TestClock: Advance moves Now, and only Advance does.
 func TestClock(t *testing.T) {
+	t.Parallel()
 	clk := NewClock(docsIat)
 	if !clk.Now().Equal(docsIat) || !clk.Now().Equal(clk.Now()) {
 		t.Fatalf("a new clock reads %v, want %v and still", clk.Now(), docsIat)
