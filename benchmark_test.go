@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	sdkplugin "github.com/hashicorp/vault/sdk/plugin"
@@ -76,18 +75,14 @@ func newBenchBackend(tb testing.TB) *benchBackend {
 		Operation: logical.CreateOperation,
 		Path:      "config",
 		Storage:   bb.storage,
-		Data: map[string]interface{}{
-			"client_id":     "bench-client",
-			"client_secret": "bench-secret",
-			"base_url":      srv.URL(),
-		},
+		Data:      srv.MountConfig(nil),
 	})
 	if err != nil || resp.IsError() {
 		tb.Fatalf("config write: %v %v", resp, err)
 	}
 	// The first read fetches the token; every later one is a cache hit.
 	bb.read(tb, bb.request())
-	if n := srv.Calls(wetixtest.GrantClientCredentials) + srv.Calls(wetixtest.GrantRefresh); n != 1 {
+	if n := srv.TotalCalls(); n != 1 {
 		tb.Fatalf("setup made %d upstream calls, want 1", n)
 	}
 	return bb
@@ -112,12 +107,12 @@ func (bb *benchBackend) read(tb testing.TB, req *logical.Request) *logical.Respo
 // timed loop; both must be 0 for a cached read.
 func (bb *benchBackend) report(b *testing.B, storageBefore int64, upstreamBefore int) {
 	b.ReportMetric(float64(bb.storage.ops.Load()-storageBefore)/float64(b.N), "storage-ops/op")
-	upstream := bb.wetix.Calls(wetixtest.GrantClientCredentials) + bb.wetix.Calls(wetixtest.GrantRefresh) - upstreamBefore
+	upstream := bb.wetix.TotalCalls() - upstreamBefore
 	b.ReportMetric(float64(upstream)/float64(b.N), "upstream/op")
 }
 
 func (bb *benchBackend) counters() (int64, int) {
-	return bb.storage.ops.Load(), bb.wetix.Calls(wetixtest.GrantClientCredentials) + bb.wetix.Calls(wetixtest.GrantRefresh)
+	return bb.storage.ops.Load(), bb.wetix.TotalCalls()
 }
 
 // BenchmarkTokenRead is one client reading the cached token in a loop.
@@ -167,74 +162,57 @@ func (s *countingSystemView) ReplicationState() consts.ReplicationState {
 // both ends in this process: the SDK's gRPC client (Vault's side) calls the
 // SDK's gRPC server (the plugin's side) over a Unix socket, and the plugin
 // reaches storage and the system view back through the go-plugin broker. It
-// separates the protocol's cost from the backend's (BenchmarkTokenRead).
-//
-// "operations" is the token path as shipped (framework.Path.Operations);
-// "callbacks" rewires it to the legacy Path.Callbacks, for which
-// framework.Backend.HandleRequest skips its forwarding check, and with it
-// the ReplicationState round trip to Vault on every read.
+// separates the protocol's cost from the backend's (BenchmarkTokenRead), and
+// counts the replication-state calls back to Vault that the cache
+// (system_view.go) saves.
 func BenchmarkTokenReadGRPC(b *testing.B) {
-	for _, mode := range []string{"operations", "callbacks"} {
-		b.Run(mode, func(b *testing.B) {
-			srv := wetixtest.New(wetixtest.Options{ClientID: "bench-client", ClientSecret: "bench-secret"})
-			b.Cleanup(srv.Close)
-			factory := func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
-				be := newBackend(hclog.NewNullLogger(), time.Now)
-				if mode == "callbacks" {
-					for _, p := range be.Paths {
-						if p.Pattern == "token" {
-							p.Callbacks = map[logical.Operation]framework.OperationFunc{logical.ReadOperation: be.pathTokenRead}
-							p.Operations = nil
-						}
-					}
-				}
-				if err := be.Setup(ctx, conf); err != nil {
-					return nil, err
-				}
-				return be, nil
-			}
-			// go-plugin's test connection logs at debug level to
-			// hclog.DefaultOutput, which would break the benchmark lines.
-			defaultOutput := hclog.DefaultOutput
-			hclog.DefaultOutput = io.Discard
-			client, _ := goplugin.TestPluginGRPCConn(b, false, map[string]goplugin.Plugin{
-				sdkplugin.BackendPluginName: &sdkplugin.GRPCBackendPlugin{Factory: factory, Logger: hclog.NewNullLogger()},
-			})
-			hclog.DefaultOutput = defaultOutput
-			b.Cleanup(func() { client.Close() })
-			raw, err := client.Dispense(sdkplugin.BackendPluginName)
-			if err != nil {
-				b.Fatal(err)
-			}
-			be := raw.(logical.Backend)
-			sys := &countingSystemView{StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour}}
-			storage := &countingStorage{Storage: &logical.InmemStorage{}}
-			if err := be.Setup(context.Background(), &logical.BackendConfig{Logger: hclog.NewNullLogger(), System: sys, StorageView: storage}); err != nil {
-				b.Fatal(err)
-			}
-			ctx := context.Background()
-			resp, err := be.HandleRequest(ctx, &logical.Request{Operation: logical.CreateOperation, Path: "config", Data: map[string]interface{}{
-				"client_id": "bench-client", "client_secret": "bench-secret", "base_url": srv.URL(),
-			}})
-			if err != nil || resp.IsError() {
-				b.Fatalf("config write: %v %v", resp, err)
-			}
-			read := func() {
-				resp, err := be.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "token"})
-				if err != nil || resp == nil || resp.IsError() || resp.Secret == nil {
-					b.Fatalf("token read: %v %v", resp, err)
-				}
-			}
-			read()
-			storageBefore, sysBefore := storage.ops.Load(), sys.replicationState.Load()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				read()
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(storage.ops.Load()-storageBefore)/float64(b.N), "storage-ops/op")
-			b.ReportMetric(float64(sys.replicationState.Load()-sysBefore)/float64(b.N), "callbacks-to-vault/op")
-		})
+	srv := wetixtest.New(wetixtest.Options{ClientID: "bench-client", ClientSecret: "bench-secret"})
+	b.Cleanup(srv.Close)
+	factory := func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+		be := newBackend(hclog.NewNullLogger(), time.Now)
+		if err := be.Setup(ctx, conf); err != nil {
+			return nil, err
+		}
+		return be, nil
 	}
+	// go-plugin's test connection logs at debug level to
+	// hclog.DefaultOutput, which would break the benchmark lines.
+	defaultOutput := hclog.DefaultOutput
+	hclog.DefaultOutput = io.Discard
+	client, _ := goplugin.TestPluginGRPCConn(b, false, map[string]goplugin.Plugin{
+		sdkplugin.BackendPluginName: &sdkplugin.GRPCBackendPlugin{Factory: factory, Logger: hclog.NewNullLogger()},
+	})
+	hclog.DefaultOutput = defaultOutput
+	b.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(sdkplugin.BackendPluginName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	be := raw.(logical.Backend)
+	sys := &countingSystemView{StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: time.Hour, MaxLeaseTTLVal: 24 * time.Hour}}
+	storage := &countingStorage{Storage: &logical.InmemStorage{}}
+	if err := be.Setup(context.Background(), &logical.BackendConfig{Logger: hclog.NewNullLogger(), System: sys, StorageView: storage}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	resp, err := be.HandleRequest(ctx, &logical.Request{Operation: logical.CreateOperation, Path: "config", Data: srv.MountConfig(nil)})
+	if err != nil || resp.IsError() {
+		b.Fatalf("config write: %v %v", resp, err)
+	}
+	read := func() {
+		resp, err := be.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "token"})
+		if err != nil || resp == nil || resp.IsError() || resp.Secret == nil {
+			b.Fatalf("token read: %v %v", resp, err)
+		}
+	}
+	read()
+	storageBefore, sysBefore := storage.ops.Load(), sys.replicationState.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		read()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(storage.ops.Load()-storageBefore)/float64(b.N), "storage-ops/op")
+	b.ReportMetric(float64(sys.replicationState.Load()-sysBefore)/float64(b.N), "callbacks-to-vault/op")
 }

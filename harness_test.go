@@ -14,29 +14,6 @@ import (
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
 )
 
-// fakeClock is shared by the backend and the emulator so tests move time
-// instead of sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // flakyStorage fails Put on demand, to model a storage outage after WeTix
 // has already rotated the refresh token; hook can block or fail any single
 // operation, to place an interleaving exactly.
@@ -101,7 +78,7 @@ type harness struct {
 	t       *testing.T
 	b       *backend
 	storage *flakyStorage
-	clock   *fakeClock
+	clock   *wetixtest.Clock // shared by the backend and the emulator: tests move time instead of sleeping
 	wetix   *wetixtest.Server
 	logs    *logCapture
 }
@@ -110,7 +87,7 @@ type harnessOption func(*wetixtest.Options)
 
 func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Helper()
-	clock := newFakeClock()
+	clock := wetixtest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	wopts := wetixtest.Options{
 		ClientID:     "client-1",
 		ClientSecret: "s3cret-client-secret-value",
@@ -131,7 +108,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 
 // newTestBackend builds a backend with test-sized retries and no cooldown,
 // logging into logs, as Vault would set it up with the given system view.
-func newTestBackend(t *testing.T, clock *fakeClock, logs *logCapture, sys logical.SystemView) *backend {
+func newTestBackend(t *testing.T, clock *wetixtest.Clock, logs *logCapture, sys logical.SystemView) *backend {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
 	b := newBackend(logger, clock.Now)

@@ -123,7 +123,7 @@ func TestAgentRerendersRefreshedToken(t *testing.T) {
 	dest, agentLog := startAgent(t, s, app.Token())
 
 	readFile := func() string { b, _ := os.ReadFile(dest); return string(bytes.TrimSpace(b)) }
-	if !waitFor(30*time.Second, func() bool { return readFile() != "" }) {
+	if !vaulttest.WaitFor(30*time.Second, func() bool { return readFile() != "" }) {
 		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agentLog())
 	}
 
@@ -136,7 +136,7 @@ func TestAgentRerendersRefreshedToken(t *testing.T) {
 		}
 		seenAt := waitForChange(t, readFile, old.AccessToken, accessTTL+10*time.Second, func() {
 			// The app's read is what refreshes the token as soon as it is due.
-			readToken(t, app, "wetix")
+			vaulttest.MustReadToken(t, app, "wetix")
 		})
 		if seenAt.IsZero() {
 			t.Fatalf("Agent did not re-render within %s; agent log:\n%s", accessTTL+10*time.Second, agentLog())

@@ -16,19 +16,20 @@ import (
 // the plugin's log) must not show them either.
 func TestConfigNeverShowsSecrets(t *testing.T) {
 	vaulttest.RequireLong(t)
+	t.Parallel()
 	const secret = "s3cret-that-must-never-leak"
-	s, _ := startVault(t, vaulttest.Options{})
-	s.Mount("wetix", version)
+	s, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{})
+	s.Mount("wetix", vaulttest.PluginVersion)
 	emu := newEmulator(t, wetixtest.Options{ClientID: "acme-client", ClientSecret: secret})
 	seed := emu.SeedRefreshToken()
-	configure(t, s.Client, "wetix", emu, map[string]interface{}{
+	vaulttest.Configure(t, s.Client, "wetix", emu, map[string]interface{}{
 		"client_id":     "acme-client",
 		"client_secret": secret,
 		"refresh_token": seed,
 		"ttl":           "10m",
 	})
 
-	tok, _ := readToken(t, s.Client, "wetix")
+	tok, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 	issued := emu.LastIssued()
 	if tok != issued.AccessToken {
 		t.Fatalf("token read is not the one the emulator issued")

@@ -26,6 +26,7 @@ import (
 // process or listener behind.
 func TestDevScript(t *testing.T) {
 	vaulttest.RequireLong(t)
+	t.Parallel()
 	root := vaulttest.RepoRoot()
 	bin := t.TempDir()
 	if err := os.Symlink(vaulttest.VaultBinary(t), filepath.Join(bin, "vault")); err != nil {
@@ -35,15 +36,11 @@ func TestDevScript(t *testing.T) {
 	if err := os.Mkdir(plugins, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := vaulttest.BuildPlugin(t, plugins, version)
+	p := vaulttest.BuildPlugin(t, plugins, vaulttest.PluginVersion)
 	if err := os.Rename(filepath.Join(plugins, p.File), filepath.Join(plugins, vaulttest.BinaryName)); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "wetix-emulator"), "./cmd/wetix-emulator")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the emulator: %v\n%s", err, out)
-	}
+	vaulttest.GoBuild(t, "./cmd/wetix-emulator", filepath.Join(bin, "wetix-emulator"), "")
 
 	state := t.TempDir()
 	vaultPort, emuPort := vaulttest.FreePort(t), vaulttest.FreePort(t)

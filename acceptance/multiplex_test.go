@@ -12,19 +12,20 @@ import (
 // and one plugin process serves both (the binary uses ServeMultiplex).
 func TestMultiplexedMounts(t *testing.T) {
 	vaulttest.RequireLong(t)
-	s, p := startVault(t, vaulttest.Options{})
+	t.Parallel()
+	s, p := vaulttest.StartWithPlugin(t, vaulttest.Options{})
 	emus := map[string]*wetixtest.Server{}
 	for _, m := range []string{"wetix-a", "wetix-b"} {
-		s.Mount(m, version)
+		s.Mount(m, vaulttest.PluginVersion)
 		id, secret := m+"-client", m+"-secret"
 		emus[m] = newEmulator(t, wetixtest.Options{ClientID: id, ClientSecret: secret})
-		configure(t, s.Client, m, emus[m], map[string]interface{}{"client_id": id, "client_secret": secret})
+		vaulttest.Configure(t, s.Client, m, emus[m], map[string]interface{}{"client_id": id, "client_secret": secret})
 	}
 
 	toks := map[string]string{}
 	for i := 0; i < 3; i++ { // repeated: the cache must be per mount too
 		for _, m := range []string{"wetix-a", "wetix-b"} {
-			tok, _ := readToken(t, s.Client, m)
+			tok, _ := vaulttest.MustReadToken(t, s.Client, m)
 			if tok != emus[m].LastIssued().AccessToken {
 				t.Errorf("%s served a token its emulator did not issue last", m)
 			}
@@ -56,8 +57,8 @@ func TestMultiplexedMounts(t *testing.T) {
 	// finding one.
 	s.RegisterPlugin(vaulttest.BuildPlugin(t, p.Dir, "v0.2.0"))
 	s.Mount("wetix-c", "v0.2.0")
-	configure(t, s.Client, "wetix-c", emus["wetix-a"], map[string]interface{}{"client_id": "wetix-a-client", "client_secret": "wetix-a-secret"})
-	readToken(t, s.Client, "wetix-c")
+	vaulttest.Configure(t, s.Client, "wetix-c", emus["wetix-a"], map[string]interface{}{"client_id": "wetix-a-client", "client_secret": "wetix-a-secret"})
+	vaulttest.MustReadToken(t, s.Client, "wetix-c")
 	if pids := s.PluginPIDs(); len(pids) != 2 {
 		t.Errorf("with a v0.2.0 mount beside the v0.1.0 ones, plugin processes %v; want 2", pids)
 	}

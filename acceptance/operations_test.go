@@ -17,20 +17,21 @@ import (
 // by a read that must return the same token with no call to WeTix.
 func TestOperations(t *testing.T) {
 	vaulttest.RequireLong(t)
-	s, p := startVault(t, vaulttest.Options{})
-	s.Mount("wetix", version)
+	t.Parallel()
+	s, p := vaulttest.StartWithPlugin(t, vaulttest.Options{})
+	s.Mount("wetix", vaulttest.PluginVersion)
 	emu := newEmulator(t, wetixtest.Options{})
-	configure(t, s.Client, "wetix", emu, nil)
-	tok, _ := readToken(t, s.Client, "wetix")
+	vaulttest.Configure(t, s.Client, "wetix", emu, nil)
+	tok, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 	emu.ResetCounts()
 
 	sameToken := func(step string) {
 		t.Helper()
-		got, _ := readToken(t, s.Client, "wetix")
+		got, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 		if got != tok {
 			t.Errorf("after %s the mount serves a different token", step)
 		}
-		if n := emu.Calls(wetixtest.GrantClientCredentials) + emu.Calls(wetixtest.GrantRefresh); n != 0 {
+		if n := emu.TotalCalls(); n != 0 {
 			t.Errorf("after %s the read called WeTix %d times, want 0", step, n)
 		}
 	}
@@ -38,7 +39,7 @@ func TestOperations(t *testing.T) {
 		t.Helper()
 		var pids []int
 		// A restarted plugin may take a moment to show up.
-		waitFor(10*time.Second, func() bool { pids = s.PluginPIDs(); return len(pids) == 1 })
+		vaulttest.WaitFor(10*time.Second, func() bool { pids = s.PluginPIDs(); return len(pids) == 1 })
 		if len(pids) != 1 {
 			t.Fatalf("after %s: plugin processes %v, want exactly one", step, pids)
 		}
@@ -74,7 +75,7 @@ func TestOperations(t *testing.T) {
 	// process exit (go-plugin logs it); a request in the few milliseconds
 	// before that gets a 500 "rpc error: Unavailable" from Vault itself.
 	exited := fmt.Sprintf("plugin process exited: plugin=%s id=%d", filepath.Join(p.Dir, vaulttest.BinaryName+"-"+next), pid)
-	if !waitFor(10*time.Second, func() bool { return strings.Contains(s.Log(), exited) }) {
+	if !vaulttest.WaitFor(10*time.Second, func() bool { return strings.Contains(s.Log(), exited) }) {
 		t.Fatalf("Vault did not notice the plugin's death in 10s (no %q in its log)", exited)
 	}
 	sameToken("kill -9 of the plugin")

@@ -18,6 +18,7 @@ var configFields = []string{"client_id", "client_secret", "environment", "base_u
 // every request and response field.
 func TestPathHelp(t *testing.T) {
 	vaulttest.RequireLong(t)
+	t.Parallel()
 	s, _ := setup(t, wetixtest.Options{}, nil)
 
 	for _, path := range []string{"config", "token", "status", "rotate"} {

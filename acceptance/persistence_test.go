@@ -15,12 +15,13 @@ import (
 // credentials.
 func TestPersistenceAcrossRestart(t *testing.T) {
 	vaulttest.RequireLong(t)
-	s, _ := startVault(t, vaulttest.Options{Storage: "raft"})
-	s.Mount("wetix", version)
+	t.Parallel()
+	s, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{Storage: "raft"})
+	s.Mount("wetix", vaulttest.PluginVersion)
 	emu := newEmulator(t, wetixtest.Options{})
-	configure(t, s.Client, "wetix", emu, nil)
+	vaulttest.Configure(t, s.Client, "wetix", emu, nil)
 
-	before, _ := readToken(t, s.Client, "wetix")
+	before, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 	issued := emu.LastIssued()
 	if before != issued.AccessToken {
 		t.Fatalf("token read is not the one issued")
@@ -29,11 +30,11 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 
 	s.Restart()
 
-	after, _ := readToken(t, s.Client, "wetix")
+	after, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 	if after != before {
 		t.Errorf("after a restart the mount serves a different token")
 	}
-	if n := emu.Calls(wetixtest.GrantClientCredentials) + emu.Calls(wetixtest.GrantRefresh); n != 0 {
+	if n := emu.TotalCalls(); n != 0 {
 		t.Errorf("after a restart the read made %d calls to WeTix, want 0", n)
 	}
 	if !emu.IsRefreshTokenLive(issued.RefreshToken) {
@@ -60,7 +61,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	if strings.Contains(s.Log(), "invalid_grant") {
 		t.Errorf("Vault's log shows invalid_grant")
 	}
-	rotated, _ := readToken(t, s.Client, "wetix")
+	rotated, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 	if rotated == before || rotated != emu.LastIssued().AccessToken {
 		t.Errorf("after rotate the mount does not serve the new token")
 	}

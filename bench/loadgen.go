@@ -1,6 +1,7 @@
 // Package bench measures the plugin through a real Vault dev server on
-// loopback: throughput and latency of token reads against KV v2 and leased
-// builtin engines, upstream calls under a burst of reads of a due token, the
+// loopback: throughput and latency of token reads against KV v2, the floor
+// (bench/cmd/floor-plugin: an external plugin that only answers a constant
+// leased secret) and leased builtin engines, upstream calls under a burst of reads of a due token, the
 // plugin process's memory and its cold start. It prints figures; nothing in
 // it passes or fails on a timing.
 //

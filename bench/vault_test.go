@@ -2,14 +2,11 @@ package bench
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -89,8 +86,10 @@ type rig struct {
 	wetixReads int
 	pluginPIDs []int
 	vaultPID   int
-	// variantPID is the wetix-callbacks plugin process (bench/cmd).
-	variantPID int
+	// cpu probes the plugin process serving each target, if any.
+	cpu map[string]cpuProbe
+	// floorBinary is bench/cmd/floor-plugin, built once.
+	floorBinary string
 }
 
 // BenchmarkVault is the whole real-server benchmark, run once
@@ -109,9 +108,10 @@ func BenchmarkVault(t *testing.B) {
 	idle := r.pluginMemory()
 	t.Logf("plugin RSS idle: %s", mib(idle.RSS))
 
-	upBefore := r.upstreamCalls()
+	upBefore := r.emu.TotalCalls()
 	m := r.matrix()
-	upDuring := r.upstreamCalls() - upBefore
+	upDuring := r.emu.TotalCalls() - upBefore
+	t.Logf("%s", floorSummary(m))
 
 	r.topUpReads()
 	after := r.pluginMemory()
@@ -157,18 +157,12 @@ func newRig(t testing.TB, set settings) *rig {
 func pluginBinary(t testing.TB, dir string) vaulttest.Plugin {
 	src := os.Getenv("WETIX_PLUGIN_BINARY")
 	if src == "" {
-		return vaulttest.BuildPlugin(t, dir, "v0.1.0")
+		return vaulttest.BuildPlugin(t, dir, vaulttest.PluginVersion)
 	}
-	b, err := os.ReadFile(src)
-	if err != nil {
+	if _, err := os.Stat(src); err != nil {
 		t.Fatalf("WETIX_PLUGIN_BINARY: %v (run make build)", err)
 	}
-	name := vaulttest.BinaryName + "-bench"
-	if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	return vaulttest.Plugin{Dir: dir, File: name, SHA256: hex.EncodeToString(sum[:]), Version: os.Getenv("WETIX_PLUGIN_VERSION")}
+	return vaulttest.InstallPlugin(t, src, dir, vaulttest.BinaryName+"-bench", os.Getenv("WETIX_PLUGIN_VERSION"))
 }
 
 // learnVersion reads back the version Vault registered the plugin under:
@@ -205,19 +199,6 @@ func (r *rig) mountPlugin(path string) {
 	r.srv.Mount(path, r.plugin.Version)
 }
 
-func (r *rig) configure(mount string, emu *wetixtest.Server, extra map[string]interface{}) {
-	r.t.Helper()
-	data := map[string]interface{}{"client_id": benchClientID, "client_secret": benchClientSecret, "base_url": emu.URL()}
-	for k, v := range extra {
-		data[k] = v
-	}
-	r.write(mount+"/config", data)
-}
-
-func (r *rig) upstreamCalls() int {
-	return r.emu.Calls(wetixtest.GrantClientCredentials) + r.emu.Calls(wetixtest.GrantRefresh)
-}
-
 // vaultResponse is the part of Vault's JSON answer the benchmark looks at.
 type vaultResponse struct {
 	LeaseID       string                 `json:"lease_id"`
@@ -252,12 +233,12 @@ type coldSample struct {
 func (r *rig) coldStart() []coldSample {
 	var out []coldSample
 	for i := 0; i < 3; i++ {
-		fresh := r.waitNoPlugin(15 * time.Second)
+		fresh := vaulttest.WaitFor(15*time.Second, func() bool { return len(r.srv.PluginPIDs()) == 0 })
 		path := fmt.Sprintf("cold%d", i)
 		t0 := time.Now()
 		r.mountPlugin(path)
 		t1 := time.Now()
-		r.configure(path, r.emu, nil)
+		vaulttest.Configure(r.t, r.srv.Client, path, r.emu, nil)
 		t2 := time.Now()
 		r.get(r.load, target{Method: http.MethodGet, Path: path + "/token"})
 		t3 := time.Now()
@@ -271,17 +252,6 @@ func (r *rig) coldStart() []coldSample {
 	return out
 }
 
-func (r *rig) waitNoPlugin(max time.Duration) bool {
-	deadline := time.Now().Add(max)
-	for time.Now().Before(deadline) {
-		if len(r.srv.PluginPIDs()) == 0 {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
-}
-
 // ---- setup of the engines compared ----------------------------------------
 
 // mountAll mounts the plugin at wetix/ and the engines it is compared with,
@@ -289,7 +259,7 @@ func (r *rig) waitNoPlugin(max time.Duration) bool {
 func (r *rig) mountAll() {
 	sys := r.srv.Client.Sys()
 	r.mountPlugin("wetix")
-	r.configure("wetix", r.emu, nil)
+	vaulttest.Configure(r.t, r.srv.Client, "wetix", r.emu, nil)
 	wetix := target{Name: "wetix", Method: http.MethodGet, Path: "wetix/token",
 		Note: "this plugin: cached token, leased (lease written per read)"}
 	tok, size := r.get(r.load, wetix)
@@ -304,14 +274,12 @@ func (r *rig) mountAll() {
 	kv := target{Name: "kv", Method: http.MethodGet, Path: "secret/data/x",
 		Note: "KV v2 read of the same data (no lease)"}
 
-	// The same backend with the token read as a legacy Callback (bench/cmd/wetix-callbacks).
-	r.registerVariant()
-	if err := sys.Mount("wetix-cb", &api.MountInput{Type: variantName, Config: api.MountConfigInput{PluginVersion: r.plugin.Version}}); err != nil {
-		r.t.Fatal(err)
-	}
-	r.configure("wetix-cb", r.emu, nil)
-	variant := target{Name: "wetix-callbacks", Method: http.MethodGet, Path: "wetix-cb/token",
-		Note: "this plugin, token path as a legacy Callback: no per-request replication-state call to Vault (bench-only build)"}
+	// The floor: the cheapest leased read of an external plugin, answering
+	// the same data, with and without the engine's replication-state cache.
+	floor := r.mountFloor("floor", "floor", tok.Data, true,
+		"the floor: bench/cmd/floor-plugin, constant data as a leased non-renewable secret, with the engine's replication-state cache")
+	floorNoCache := r.mountFloor("floor-nocache", "floor-nc", tok.Data, false,
+		"the same floor plugin without the cache: the SDK asks Vault for the replication state on every request")
 
 	status := target{Name: "wetix-status", Method: http.MethodGet, Path: "wetix/status",
 		Note: "this plugin, status path: same plugin round trip, no lease"}
@@ -335,7 +303,7 @@ func (r *rig) mountAll() {
 	pki := target{Name: "pki", Method: http.MethodPost, Path: "pki/issue/bench", Body: []byte(`{"common_name":"bench.example"}`),
 		Note: "builtin pki issue, generate_lease=true, EC P-256: leased, keygen + signing + stored cert"}
 
-	for _, tg := range []target{kv, variant, status, ssh, pki} {
+	for _, tg := range []target{kv, floor, floorNoCache, status, ssh, pki} {
 		v, size := r.get(r.load, tg)
 		r.sizes[tg.Name] = size
 		leased := tg.Name != "kv" && tg.Name != "wetix-status"
@@ -346,7 +314,7 @@ func (r *rig) mountAll() {
 	kvData, _ := json.Marshal(tok.Data)
 	r.t.Logf("token data JSON: %d bytes; response bodies: %v", len(kvData), r.sizes)
 	r.sizes["data"] = len(kvData)
-	r.targets = []target{kv, wetix, variant, status, ssh, pki}
+	r.targets = []target{kv, wetix, floor, floorNoCache, status, ssh, pki}
 
 	r.pluginPIDs = r.srv.PluginPIDs()
 	if len(r.pluginPIDs) == 0 {
@@ -357,40 +325,44 @@ func (r *rig) mountAll() {
 		r.t.Fatal(err)
 	}
 	r.vaultPID = ppid
-	r.variantPID = findProcess(ppid, variantName)
-}
-
-const variantName = "wetix-callbacks"
-
-// registerVariant builds bench/cmd/wetix-callbacks with the plugin's version
-// and registers it as its own catalog entry.
-func (r *rig) registerVariant() {
-	file := variantName + "-" + r.plugin.Version
-	path := filepath.Join(r.plugin.Dir, file)
-	cmd := exec.Command("go", "build", "-trimpath",
-		"-ldflags", "-X github.com/wetix-oss/vault-plugin-secrets-wetix.Version="+r.plugin.Version,
-		"-o", path, "./bench/cmd/"+variantName)
-	cmd.Dir = vaulttest.RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		r.t.Fatalf("building %s: %v\n%s", variantName, err, out)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	err = r.srv.Client.Sys().RegisterPluginWithContext(context.Background(), &api.RegisterPluginInput{
-		Name: variantName, Type: api.PluginTypeSecrets, Command: file, SHA256: hex.EncodeToString(sum[:]), Version: r.plugin.Version,
-	})
-	if err != nil {
-		r.t.Fatal(err)
+	r.cpu = map[string]cpuProbe{wetix.Name: cpuOf(r.pluginPIDs...), status.Name: cpuOf(r.pluginPIDs...)}
+	for _, tg := range []target{floor, floorNoCache} {
+		pid := findProcess(ppid, tg.Name)
+		if pid == 0 {
+			r.t.Fatalf("no %s plugin process under Vault", tg.Name)
+		}
+		r.cpu[tg.Name] = cpuOf(pid)
 	}
 }
 
-// findProcess returns the child of parent whose executable's name starts
-// with prefix, or 0.
-func findProcess(parent int, prefix string) int {
+// mountFloor builds bench/cmd/floor-plugin once, installs it as the file
+// name (a process is found by its executable's name), registers it as the
+// catalog entry name answering data, and mounts it at path.
+func (r *rig) mountFloor(name, path string, data map[string]interface{}, cache bool, note string) target {
+	r.t.Helper()
+	if r.floorBinary == "" {
+		r.floorBinary = filepath.Join(r.t.TempDir(), "floor-plugin")
+		vaulttest.GoBuild(r.t, "./bench/cmd/floor-plugin", r.floorBinary, "")
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	p := vaulttest.InstallPlugin(r.t, r.floorBinary, r.plugin.Dir, name, "")
+	p.Name, p.Args = name, []string{"-data=" + string(raw)}
+	if cache {
+		p.Args = append(p.Args, "-cache-replication-state")
+	}
+	r.srv.RegisterPlugin(p)
+	if err := r.srv.Client.Sys().Mount(path, &api.MountInput{Type: name}); err != nil {
+		r.t.Fatal(err)
+	}
+	return target{Name: name, Method: http.MethodGet, Path: path + "/token", Note: note}
+}
+
+// findProcess returns the child of parent whose executable is named name,
+// or 0.
+func findProcess(parent int, name string) int {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -400,8 +372,7 @@ func findProcess(parent int, prefix string) int {
 		if pp, err := parentPID(pid); err != nil || pp != parent {
 			continue
 		}
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if strings.HasPrefix(filepath.Base(exe), prefix) {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); filepath.Base(exe) == name {
 			return pid
 		}
 	}
@@ -425,11 +396,7 @@ func (r *rig) matrix() matrix {
 	for _, tg := range r.targets {
 		m.cells[tg.Name] = map[int][]cell{}
 	}
-	vaultCPU, pluginCPU := cpuOf(r.vaultPID), cpuOf(r.pluginPIDs...)
-	var variantCPU cpuProbe
-	if r.variantPID != 0 {
-		variantCPU = cpuOf(r.variantPID)
-	}
+	vaultCPU := cpuOf(r.vaultPID)
 	sliceDur := r.set.duration / time.Duration(r.set.slices)
 	for round := 0; round < r.set.rounds; round++ {
 		for _, conc := range concurrencies {
@@ -437,14 +404,7 @@ func (r *rig) matrix() matrix {
 			for sl := 0; sl < r.set.slices; sl++ {
 				for i := range r.targets {
 					tg := r.targets[(i+sl+round)%len(r.targets)]
-					var pc cpuProbe
-					switch {
-					case tg.Name == variantName:
-						pc = variantCPU
-					case strings.HasPrefix(tg.Name, "wetix"):
-						pc = pluginCPU
-					}
-					got[tg.Name] = append(got[tg.Name], r.load.run(tg, conc, r.set.warmup, sliceDur, vaultCPU, pc))
+					got[tg.Name] = append(got[tg.Name], r.load.run(tg, conc, r.set.warmup, sliceDur, vaultCPU, r.cpu[tg.Name]))
 				}
 			}
 			for _, tg := range r.targets {
@@ -530,7 +490,7 @@ func (r *rig) bursts() []burst {
 	r.mountPlugin("wetix-due")
 	// A 2s lease ttl: the leases of one burst expire long before the next,
 	// so their revocation does not overlap a measured burst.
-	r.configure("wetix-due", emu, map[string]interface{}{"ttl": "2s"})
+	vaulttest.Configure(r.t, r.srv.Client, "wetix-due", emu, map[string]interface{}{"ttl": "2s"})
 	tokenTarget := target{Method: http.MethodGet, Path: "wetix-due/token"}
 	statusTarget := target{Method: http.MethodGet, Path: "wetix-due/status"}
 	r.get(r.load, tokenTarget) // first token: the client-credentials grant

@@ -27,6 +27,7 @@ func newClient(url string, timeout time.Duration) *Client {
 }
 
 func TestBothGrants(t *testing.T) {
+	t.Parallel()
 	srv := newEmulator(t)
 	c := newClient(srv.URL(), 5*time.Second)
 	before := time.Now()
@@ -61,6 +62,7 @@ func TestBothGrants(t *testing.T) {
 }
 
 func TestClassification(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		grant  Grant
@@ -120,6 +122,7 @@ func TestClassification(t *testing.T) {
 }
 
 func TestSentTellsWhetherWeTixMayHaveSeenTheRequest(t *testing.T) {
+	t.Parallel()
 	srv := newEmulator(t)
 	srv.Fault(wetixtest.Fault{Drop: true})
 	_, err := newClient(srv.URL(), time.Second).ClientCredentials(t.Context())
@@ -145,6 +148,7 @@ func TestSentTellsWhetherWeTixMayHaveSeenTheRequest(t *testing.T) {
 }
 
 func TestContextCancellation(t *testing.T) {
+	t.Parallel()
 	srv := newEmulator(t)
 	srv.Fault(wetixtest.Fault{Delay: 5 * time.Second})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -157,6 +161,7 @@ func TestContextCancellation(t *testing.T) {
 }
 
 func TestRequestShape(t *testing.T) {
+	t.Parallel()
 	var got *http.Request
 	var body string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -179,6 +184,7 @@ func TestRequestShape(t *testing.T) {
 }
 
 func TestOversizedAnswerRefused(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(200)
 		chunk := []byte(strings.Repeat("x", 4096))
@@ -196,6 +202,7 @@ func TestOversizedAnswerRefused(t *testing.T) {
 }
 
 func TestRedaction(t *testing.T) {
+	t.Parallel()
 	jwt := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 	got := redact("bad token "+jwt+" for secret-abc", []string{"secret-abc"})
 	if strings.Contains(got, jwt) || strings.Contains(got, "secret-abc") {
@@ -204,6 +211,7 @@ func TestRedaction(t *testing.T) {
 }
 
 func TestRetryAfterForms(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if d := parseRetryAfter("3", now); d != 3*time.Second {
 		t.Fatal(d)
@@ -217,6 +225,7 @@ func TestRetryAfterForms(t *testing.T) {
 }
 
 func TestExpiresInMissingFallsBackToJWTExp(t *testing.T) {
+	t.Parallel()
 	srv := newEmulator(t)
 	srv.Fault(wetixtest.Fault{OmitExpiresIn: true})
 	p, err := newClient(srv.URL(), time.Second).ClientCredentials(t.Context())
@@ -229,6 +238,7 @@ func TestExpiresInMissingFallsBackToJWTExp(t *testing.T) {
 }
 
 func TestEchoedAuthorizationHeaderIsRedacted(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		w.Write([]byte("bad request, you sent: " + r.Header.Get("Authorization")))
@@ -242,6 +252,7 @@ func TestEchoedAuthorizationHeaderIsRedacted(t *testing.T) {
 }
 
 func TestRedirectsAreNotFollowed(t *testing.T) {
+	t.Parallel()
 	var leaked atomic.Bool
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		leaked.Store(true)

@@ -10,7 +10,6 @@ package cluster
 
 import (
 	"fmt"
-	"net/http"
 	"sort"
 	"sync"
 	"testing"
@@ -23,9 +22,8 @@ import (
 )
 
 const (
-	pluginVersion = "v0.1.0"
-	clientID      = "cluster-client"
-	clientSecret  = "cluster-client-secret-value"
+	clientID     = "cluster-client"
+	clientSecret = "cluster-client-secret-value"
 )
 
 // raftParams keep failover short: performance_multiplier 1 gives raft's
@@ -42,7 +40,7 @@ var raftParams = map[string]string{
 // runs last.
 func TestCluster(t *testing.T) {
 	vaulttest.RequireLong(t)
-	c := startCluster(t)
+	c := vaulttest.StartCluster(t, 3, raftParams)
 	t.Run("SameTokenThroughEveryNode", func(t *testing.T) {
 		vaulttest.RequireLong(t)
 		testSameTokenThroughEveryNode(t, c)
@@ -60,15 +58,16 @@ func TestCluster(t *testing.T) {
 // testSameTokenThroughEveryNode: a token read through each of the three
 // nodes is the same token, obtained with one upstream call, and only the
 // active node runs the plugin.
-func testSameTokenThroughEveryNode(t *testing.T, c *cluster) {
+func testSameTokenThroughEveryNode(t *testing.T, c *vaulttest.Cluster) {
 	emu := newEmulator(t, 0, nil)
-	active, standbys := c.leader(t)
+	active, standbys := c.Leader(t)
 	const path = "wetix-nodes"
-	c.mountWetix(t, active, path, emu)
+	active.Mount(path, vaulttest.PluginVersion)
+	vaulttest.Configure(t, active.Client, path, emu, nil)
 
 	var tokens []string
-	for _, n := range c.alive() {
-		tok, err := readToken(newClient(t, n.Addr, c.token, 30*time.Second), path)
+	for _, n := range c.Alive() {
+		tok, err := vaulttest.ReadToken(newClient(t, n.Addr, c.Token, 30*time.Second), path).Token()
 		if err != nil {
 			t.Fatalf("reading %s/token through %s: %v", path, n.Addr, err)
 		}
@@ -105,22 +104,23 @@ func testSameTokenThroughEveryNode(t *testing.T, c *cluster) {
 // testConcurrentRefreshAcrossNodes: when the token is due, 30 reads spread
 // over the three nodes cause exactly one upstream refresh and all get the
 // same new token.
-func testConcurrentRefreshAcrossNodes(t *testing.T, c *cluster) {
+func testConcurrentRefreshAcrossNodes(t *testing.T, c *vaulttest.Cluster) {
 	const (
 		accessTTL = 20 * time.Second // due in its last 10%: 18s after issue
 		readers   = 30
 	)
 	calls := &callLog{}
 	emu := newEmulator(t, accessTTL, calls.record)
-	active, _ := c.leader(t)
+	active, _ := c.Leader(t)
 	const path = "wetix-burst"
-	c.mountWetix(t, active, path, emu)
+	active.Mount(path, vaulttest.PluginVersion)
+	vaulttest.Configure(t, active.Client, path, emu, nil)
 
-	tok0, err := readToken(active.Client, path)
+	tok0, err := vaulttest.ReadToken(active.Client, path).Token()
 	if err != nil {
 		t.Fatalf("first read: %v", err)
 	}
-	base := upstreamCalls(emu)
+	base := emu.TotalCalls()
 	if base != 1 {
 		t.Fatalf("upstream calls after the first read: %d, want 1", base)
 	}
@@ -144,10 +144,10 @@ func testConcurrentRefreshAcrossNodes(t *testing.T, c *cluster) {
 	}
 	t.Logf("token due after %.1fs", time.Since(waitStart).Seconds())
 
-	nodes := c.alive()
+	nodes := c.Alive()
 	clients := make([]*api.Client, len(nodes))
 	for i, n := range nodes {
-		clients[i] = newClient(t, n.Addr, c.token, 30*time.Second)
+		clients[i] = newClient(t, n.Addr, c.Token, 30*time.Second)
 	}
 	var (
 		wg     sync.WaitGroup
@@ -160,7 +160,7 @@ func testConcurrentRefreshAcrossNodes(t *testing.T, c *cluster) {
 		go func(i int) {
 			defer wg.Done()
 			<-start
-			tokens[i], errs[i] = readToken(clients[i%len(clients)], path)
+			tokens[i], errs[i] = vaulttest.ReadToken(clients[i%len(clients)], path).Token()
 		}(i)
 	}
 	burstStart := time.Now()
@@ -176,7 +176,7 @@ func testConcurrentRefreshAcrossNodes(t *testing.T, c *cluster) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	delta := upstreamCalls(emu) - base
+	delta := emu.TotalCalls() - base
 	refreshDelta := emu.Calls(wetixtest.GrantRefresh) - baseRefresh
 	trigger := "reads"
 	if at := calls.after(base); !at.IsZero() && at.Before(burstStart) {
@@ -208,7 +208,7 @@ func testConcurrentRefreshAcrossNodes(t *testing.T, c *cluster) {
 // the standbys. A new leader serves the token stored before the kill with
 // no upstream call, and a forced rotate through it succeeds with the stored
 // refresh token.
-func testFailover(t *testing.T, c *cluster) {
+func testFailover(t *testing.T, c *vaulttest.Cluster) {
 	const (
 		path     = "wetix"
 		interval = 50 * time.Millisecond
@@ -218,17 +218,18 @@ func testFailover(t *testing.T, c *cluster) {
 		slack = 3 * time.Second
 	)
 	emu := newEmulator(t, 0, nil)
-	active, standbys := c.leader(t)
-	c.mountWetix(t, active, path, emu)
+	active, standbys := c.Leader(t)
+	active.Mount(path, vaulttest.PluginVersion)
+	vaulttest.Configure(t, active.Client, path, emu, nil)
 
-	if _, err := readToken(active.Client, path); err != nil {
+	if _, err := vaulttest.ReadToken(active.Client, path).Token(); err != nil {
 		t.Fatalf("first read: %v", err)
 	}
 	// A rotation first, so the refresh token in storage is a rotated one: the
 	// emulator's refresh tokens are single use, and only the last one stored
 	// is still live.
 	active.MustCLI("write", "-f", path+"/rotate")
-	before, err := readToken(active.Client, path)
+	before, err := vaulttest.ReadToken(active.Client, path).Token()
 	if err != nil {
 		t.Fatalf("read after rotate: %v", err)
 	}
@@ -244,15 +245,15 @@ func testFailover(t *testing.T, c *cluster) {
 	// The reader reads through the standbys, alternately.
 	var clients []*api.Client
 	for _, s := range standbys {
-		clients = append(clients, newClient(t, s.Addr, c.token, 5*time.Second))
+		clients = append(clients, newClient(t, s.Addr, c.Token, 5*time.Second))
 	}
-	r := startReader(clients, path+"/token", interval, 120*time.Second)
+	r := startReader(clients, path, interval, 120*time.Second)
 	t.Cleanup(r.stop)
 	r.waitSuccesses(t, 6, time.Time{}, 30*time.Second)
 
 	killAt := time.Now()
 	active.Kill()
-	c.markDead(active)
+	c.MarkDead(active)
 	t.Logf("killed the active node %s (process group)", active.Addr)
 
 	newLeader, elected := waitNewLeader(t, c, standbys, active.Addr, killAt, 60*time.Second)
@@ -346,7 +347,7 @@ func testFailover(t *testing.T, c *cluster) {
 
 	// The new active node serves the token stored before the kill, without
 	// an upstream call.
-	got, err := readToken(newLeader.Client, path)
+	got, err := vaulttest.ReadToken(newLeader.Client, path).Token()
 	if err != nil {
 		t.Fatalf("read through the new leader: %v", err)
 	}
@@ -360,13 +361,13 @@ func testFailover(t *testing.T, c *cluster) {
 	// The catalog entry and the mount reached the new leader through raft:
 	// it was a standby when the plugin was registered and mounted, and now
 	// reads them from its own storage and runs the plugin itself.
-	pl, err := newLeader.Client.Sys().GetPlugin(&api.GetPluginInput{Name: vaulttest.CatalogName, Type: api.PluginTypeSecrets, Version: pluginVersion})
+	pl, err := newLeader.Client.Sys().GetPlugin(&api.GetPluginInput{Name: vaulttest.CatalogName, Type: api.PluginTypeSecrets, Version: vaulttest.PluginVersion})
 	if err != nil {
 		t.Fatalf("reading the catalog on the new leader: %v", err)
 	}
-	if pl.SHA256 != c.plugin.SHA256 || pl.Version != pluginVersion || pl.Command != c.plugin.File {
+	if pl.SHA256 != c.Plugin.SHA256 || pl.Version != vaulttest.PluginVersion || pl.Command != c.Plugin.File {
 		t.Fatalf("catalog entry on the new leader: sha256=%s version=%s command=%s; registered sha256=%s version=%s command=%s",
-			pl.SHA256, pl.Version, pl.Command, c.plugin.SHA256, pluginVersion, c.plugin.File)
+			pl.SHA256, pl.Version, pl.Command, c.Plugin.SHA256, vaulttest.PluginVersion, c.Plugin.File)
 	}
 	if pids := newLeader.PluginPIDs(); len(pids) == 0 {
 		t.Fatalf("no plugin process under the new leader %s", newLeader.Addr)
@@ -393,8 +394,8 @@ func testFailover(t *testing.T, c *cluster) {
 		t.Fatalf("status after the rotate: %v", st.Data)
 	}
 	after := emu.LastIssued().AccessToken
-	for _, n := range c.alive() {
-		tok, err := readToken(newClient(t, n.Addr, c.token, 30*time.Second), path)
+	for _, n := range c.Alive() {
+		tok, err := vaulttest.ReadToken(newClient(t, n.Addr, c.Token, 30*time.Second), path).Token()
 		if err != nil {
 			t.Fatalf("read through %s after the rotate: %v", n.Addr, err)
 		}
@@ -404,151 +405,13 @@ func testFailover(t *testing.T, c *cluster) {
 	}
 }
 
-// cluster is three raft nodes of one Vault cluster.
-type cluster struct {
-	plugin vaulttest.Plugin
-	token  string
-
-	mu    sync.Mutex
-	nodes []*vaulttest.Server
-	dead  map[*vaulttest.Server]bool
-}
-
-func startCluster(t *testing.T) *cluster {
-	t.Helper()
-	begin := time.Now()
-	pluginDir := t.TempDir()
-	p := vaulttest.BuildPlugin(t, pluginDir, pluginVersion)
-	built := time.Since(begin)
-
-	n1 := vaulttest.Start(t, vaulttest.Options{Storage: "raft", NodeID: "node1", PluginDir: pluginDir, RaftParams: raftParams})
-	// Voters sooner: autopilot promotes a joined node once it has been
-	// healthy this long (default 10s).
-	if _, err := n1.Client.Logical().Write("sys/storage/raft/autopilot/configuration", map[string]interface{}{
-		"server_stabilization_time": "2s",
-	}); err != nil {
-		t.Fatalf("autopilot configuration: %v", err)
-	}
-	c := &cluster{plugin: p, token: n1.Token, nodes: []*vaulttest.Server{n1}, dead: map[*vaulttest.Server]bool{}}
-	for _, id := range []string{"node2", "node3"} {
-		n := vaulttest.Start(t, vaulttest.Options{
-			Storage: "raft", NodeID: id, PluginDir: pluginDir, RaftParams: raftParams,
-			RetryJoin: []string{n1.Addr},
-		})
-		n.Token = n1.Token
-		n.Client.SetToken(n1.Token)
-		c.nodes = append(c.nodes, n)
-	}
-	for _, n := range c.nodes[1:] {
-		n.UnsealWith(n1.Unseal)
-	}
-	c.waitVoters(t, n1, 3, 90*time.Second)
-	// Registered once, on the active node: the catalog lives in raft.
-	n1.RegisterPlugin(p)
-	t.Logf("CLUSTER_START=%.1fs (plugin build %.1fs)", time.Since(begin).Seconds(), built.Seconds())
-	return c
-}
-
-// waitVoters waits until the raft configuration lists want voters.
-func (c *cluster) waitVoters(t *testing.T, via *vaulttest.Server, want int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last interface{}
-	for time.Now().Before(deadline) {
-		s, err := via.Client.Logical().Read("sys/storage/raft/configuration")
-		if err == nil && s != nil {
-			last = s.Data
-			cfg, _ := s.Data["config"].(map[string]interface{})
-			servers, _ := cfg["servers"].([]interface{})
-			voters := 0
-			for _, srv := range servers {
-				if m, ok := srv.(map[string]interface{}); ok && m["voter"] == true {
-					voters++
-				}
-			}
-			if voters == want {
-				return
-			}
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("raft did not reach %d voters in %v: %v", want, timeout, last)
-}
-
-func (c *cluster) alive() []*vaulttest.Server {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []*vaulttest.Server
-	for _, n := range c.nodes {
-		if !c.dead[n] {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func (c *cluster) markDead(n *vaulttest.Server) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dead[n] = true
-}
-
-// leader returns the active node and the standbys, waiting until every live
-// node agrees on one active node.
-func (c *cluster) leader(t *testing.T) (*vaulttest.Server, []*vaulttest.Server) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var status []string
-	for time.Now().Before(deadline) {
-		status = status[:0]
-		var active *vaulttest.Server
-		var standbys []*vaulttest.Server
-		addrs := map[string]bool{}
-		for _, n := range c.alive() {
-			l, err := n.Client.Sys().Leader()
-			if err != nil {
-				status = append(status, fmt.Sprintf("%s: %v", n.Addr, err))
-				continue
-			}
-			status = append(status, fmt.Sprintf("%s: self=%v leader=%s", n.Addr, l.IsSelf, l.LeaderAddress))
-			addrs[l.LeaderAddress] = true
-			if l.IsSelf {
-				active = n
-			} else {
-				standbys = append(standbys, n)
-			}
-		}
-		if active != nil && len(standbys) == len(c.alive())-1 && len(addrs) == 1 && addrs[active.Addr] {
-			return active, standbys
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("the cluster did not agree on an active node: %v", status)
-	return nil, nil
-}
-
-// mountWetix mounts the plugin at path through the active node and points it
-// at emu.
-func (c *cluster) mountWetix(t *testing.T, active *vaulttest.Server, path string, emu *wetixtest.Server) {
-	t.Helper()
-	active.Mount(path, pluginVersion)
-	_, err := active.Client.Logical().Write(path+"/config", map[string]interface{}{
-		"client_id":     clientID,
-		"client_secret": clientSecret,
-		"base_url":      emu.URL(),
-	})
-	if err != nil {
-		t.Fatalf("writing %s/config: %v", path, err)
-	}
-}
-
 // waitNewLeader polls sys/leader on the survivors until one names a leader
 // other than the killed node, and returns it and when it was first seen.
-func waitNewLeader(t *testing.T, c *cluster, survivors []*vaulttest.Server, killed string, since time.Time, timeout time.Duration) (*vaulttest.Server, time.Time) {
+func waitNewLeader(t *testing.T, c *vaulttest.Cluster, survivors []*vaulttest.Server, killed string, since time.Time, timeout time.Duration) (*vaulttest.Server, time.Time) {
 	t.Helper()
 	clients := make([]*api.Client, len(survivors))
 	for i, s := range survivors {
-		clients[i] = newClient(t, s.Addr, c.token, time.Second)
+		clients[i] = newClient(t, s.Addr, c.Token, time.Second)
 	}
 	deadline := since.Add(timeout)
 	for time.Now().Before(deadline) {
@@ -571,7 +434,7 @@ func waitNewLeader(t *testing.T, c *cluster, survivors []*vaulttest.Server, kill
 	return nil, time.Time{}
 }
 
-// reader reads one path through a set of clients in turn, every interval,
+// reader reads one mount's token through a set of clients in turn, every interval,
 // until stopped or until its time is up.
 type reader struct {
 	mu   sync.Mutex
@@ -588,7 +451,7 @@ type readResult struct {
 	err        error
 }
 
-func startReader(clients []*api.Client, path string, interval, limit time.Duration) *reader {
+func startReader(clients []*api.Client, mount string, interval, limit time.Duration) *reader {
 	r := &reader{quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
@@ -596,7 +459,7 @@ func startReader(clients []*api.Client, path string, interval, limit time.Durati
 		for i := 0; time.Now().Before(end); i++ {
 			n := i % len(clients)
 			start := time.Now()
-			tok, err := readTokenAt(clients[n], path)
+			tok, err := vaulttest.ReadToken(clients[n], mount).Token()
 			res := readResult{client: n, start: start, end: time.Now(), token: tok, err: err}
 			r.mu.Lock()
 			r.res = append(r.res, res)
@@ -722,10 +585,6 @@ func newEmulator(t *testing.T, accessTTL time.Duration, onRequest func(wetixtest
 	return emu
 }
 
-func upstreamCalls(emu *wetixtest.Server) int {
-	return emu.Calls(wetixtest.GrantClientCredentials) + emu.Calls(wetixtest.GrantRefresh)
-}
-
 // newClient is a client of one node with its own timeout and no retries. It
 // does not follow redirects: a standby that cannot forward a request answers
 // 307 to the active node's address, and following it would hide whether the
@@ -743,40 +602,4 @@ func newClient(t *testing.T, addr, token string, timeout time.Duration) *api.Cli
 	}
 	cl.SetToken(token)
 	return cl
-}
-
-func readToken(cl *api.Client, mount string) (string, error) {
-	return readTokenAt(cl, mount+"/token")
-}
-
-func readTokenAt(cl *api.Client, path string) (string, error) {
-	// ReadRaw, to tell a redirect or an error status from an empty answer.
-	resp, err := cl.Logical().ReadRaw(path)
-	if resp != nil {
-		defer resp.Body.Close()
-	}
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		if loc := resp.Header.Get("Location"); loc != "" {
-			return "", fmt.Errorf("%s: HTTP %d to %s (the standby did not forward the request)", path, resp.StatusCode, loc)
-		}
-		if rerr := resp.Error(); rerr != nil {
-			return "", fmt.Errorf("%s: %w", path, rerr)
-		}
-		return "", fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
-	}
-	s, err := api.ParseSecret(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	if s == nil {
-		return "", fmt.Errorf("%s: empty response", path)
-	}
-	tok, _ := s.Data["access_token"].(string)
-	if tok == "" {
-		return "", fmt.Errorf("%s: no access_token in %v", path, s.Data)
-	}
-	return tok, nil
 }

@@ -30,7 +30,7 @@ const (
 // never presented again, the client-credentials grant recovers when one was
 // lost, a stored pair survives, and status tells the truth throughout.
 func TestCrashSafety(t *testing.T) {
-	e := startVault(t, vaulttest.Options{})
+	srv, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{})
 	steps := []struct {
 		slug string
 		step crashStep
@@ -40,29 +40,27 @@ func TestCrashSafety(t *testing.T) {
 		{"after-store", crashAfterWrite},
 	}
 	for _, s := range steps {
-		t.Run(s.slug, func(t *testing.T) { runCrash(t, e, s.slug, s.step) })
+		t.Run(s.slug, func(t *testing.T) { runCrash(t, srv, s.slug, s.step) })
 	}
 }
 
-func runCrash(t *testing.T, e *vaultEnv, slug string, step crashStep) {
+func runCrash(t *testing.T, srv *vaulttest.Server, slug string, step crashStep) {
 	clientID, secret := "client-crash-"+slug, "secret-"+randomSuffix()
 	// 10s access tokens: due (and refreshed by a read) 8.1s after issue.
 	em := wetixtest.New(wetixtest.Options{ClientID: clientID, ClientSecret: secret, AccessTTL: 10 * time.Second})
 	defer em.Close()
 	mount := "crash-" + slug
-	if err := e.mount(mount); err != nil {
+	if err := srv.TryMount(mount, vaulttest.PluginVersion); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.configure(mount, em, clientID, secret, map[string]interface{}{"ttl": 5}); err != nil {
-		t.Fatal(err)
-	}
-	r0 := e.readToken(mount)
+	vaulttest.Configure(t, srv.Client, mount, em, map[string]interface{}{"ttl": 5})
+	r0 := vaulttest.ReadToken(srv.Client, mount)
 	if r0.Err != nil {
 		t.Fatalf("first read: %v", r0.Err)
 	}
 	heldRefresh := em.LastIssued().RefreshToken // the refresh token the plugin now holds
 	time.Sleep(time.Until(r0.Start.Add(8 * time.Second)))
-	if _, err := e.waitStatus(mount, 15*time.Second, func(st map[string]interface{}) bool { return boolField(st, "refresh_due") }); err != nil {
+	if _, err := waitStatus(srv, mount, 15*time.Second, func(st map[string]interface{}) bool { return boolField(st, "refresh_due") }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -76,29 +74,29 @@ func runCrash(t *testing.T, e *vaultEnv, slug string, step crashStep) {
 	base := callsOf(em)
 	baseRefreshOK := em.Successes(wetixtest.GrantRefresh)
 
-	inflight := make(chan tokenRead, 1)
-	go func() { inflight <- e.readToken(mount) }()
-	var served tokenRead // what the refreshing read returned (crashAfterWrite)
+	inflight := make(chan vaulttest.TokenRead, 1)
+	go func() { inflight <- vaulttest.ReadToken(srv.Client, mount) }()
+	var served vaulttest.TokenRead // what the refreshing read returned (crashAfterWrite)
 	switch step {
 	case crashBeforeUpstream:
-		waitFor(t, "the refresh request to reach WeTix", func() bool { return em.Calls(wetixtest.GrantRefresh) > base.rf })
+		vaulttest.Await(t, 30*time.Second, "the refresh request to reach WeTix", func() bool { return em.Calls(wetixtest.GrantRefresh) > base.rf })
 	case crashAfterProcessed:
-		waitFor(t, "WeTix to spend the refresh token", func() bool { return em.Successes(wetixtest.GrantRefresh) > baseRefreshOK })
+		vaulttest.Await(t, 30*time.Second, "WeTix to spend the refresh token", func() bool { return em.Successes(wetixtest.GrantRefresh) > baseRefreshOK })
 	case crashAfterWrite:
 		served = <-inflight
 		if served.Err != nil || len(served.Warnings) > 0 || served.AccessToken == r0.AccessToken {
 			t.Fatalf("the refresh before the crash did not succeed: err=%v warnings=%q", served.Err, served.Warnings)
 		}
 	}
-	killed := killPlugin(t, e)
+	killed := killPlugin(t, srv)
 	crashed := callsOf(em)
 	liveBefore := em.IsRefreshTokenLive(heldRefresh)
 	// Vault may re-run the read in flight itself: when it sees the plugin
 	// shut down it reloads it and retries the request once.
-	var retried tokenRead
+	var retried vaulttest.TokenRead
 	if step != crashAfterWrite {
 		retried = <-inflight
-		t.Logf("the read in flight during kill -9 of pid %v got: err=%q warnings=%q", killed, oneLine(errText(retried.Err)), retried.Warnings)
+		t.Logf("the read in flight during kill -9 of pid %v got: err=%q warnings=%q", killed, oneLine(vaulttest.ErrText(retried.Err)), retried.Warnings)
 		if retried.Err == nil && (len(retried.Warnings) > 0 || !em.IsAccessTokenValid(retried.AccessToken)) {
 			t.Errorf("the read Vault retried after the crash got warnings %q, valid token=%v", retried.Warnings, em.IsAccessTokenValid(retried.AccessToken))
 		}
@@ -112,17 +110,17 @@ func runCrash(t *testing.T, e *vaultEnv, slug string, step crashStep) {
 	var err error
 	var failed []string
 	for range 20 {
-		if st, err = e.status(mount); err == nil {
+		if st, err = status(srv, mount); err == nil {
 			break
 		}
-		failed = append(failed, oneLine(errText(err)))
+		failed = append(failed, oneLine(vaulttest.ErrText(err)))
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		t.Fatalf("status after the crash: %v", err)
 	}
 	t.Logf("requests that failed after the crash before Vault restarted the plugin: %d %q", len(failed), failed)
-	if pids := e.srv.PluginPIDs(); len(pids) == 0 || slices.ContainsFunc(pids, func(p int) bool { return slices.Contains(killed, p) }) {
+	if pids := srv.PluginPIDs(); len(pids) == 0 || slices.ContainsFunc(pids, func(p int) bool { return slices.Contains(killed, p) }) {
 		t.Errorf("plugin not restarted: pids %v, killed %v", pids, killed)
 	}
 	switch {
@@ -144,10 +142,10 @@ func runCrash(t *testing.T, e *vaultEnv, slug string, step crashStep) {
 		}
 	}
 
-	r1 := e.readToken(mount)
+	r1 := vaulttest.ReadToken(srv.Client, mount)
 	after := callsOf(em).minus(crashed)
 	if r1.Err != nil || len(r1.Warnings) > 0 || !em.IsAccessTokenValid(r1.AccessToken) {
-		t.Fatalf("read after the crash: err=%q warnings=%q valid=%v", oneLine(errText(r1.Err)), r1.Warnings, em.IsAccessTokenValid(r1.AccessToken))
+		t.Fatalf("read after the crash: err=%q warnings=%q valid=%v", oneLine(vaulttest.ErrText(r1.Err)), r1.Warnings, em.IsAccessTokenValid(r1.AccessToken))
 	}
 	switch step {
 	case crashBeforeUpstream, crashAfterProcessed:
@@ -165,7 +163,7 @@ func runCrash(t *testing.T, e *vaultEnv, slug string, step crashStep) {
 			t.Errorf("read after the crash: same token=%v, upstream calls %s; want the stored token and no call", r1.AccessToken == served.AccessToken, after)
 		}
 	}
-	st, err = e.status(mount)
+	st, err = status(srv, mount)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +179,7 @@ func runCrash(t *testing.T, e *vaultEnv, slug string, step crashStep) {
 	// The refresh token now stored is live: a forced refresh uses the
 	// refresh grant and WeTix accepts it.
 	pre, preOK := callsOf(em), em.Successes(wetixtest.GrantRefresh)
-	if _, err := e.client().Logical().Write(mount+"/rotate", nil); err != nil {
+	if _, err := srv.Client.Logical().Write(mount+"/rotate", nil); err != nil {
 		t.Fatalf("rotate after recovery: %v", err)
 	}
 	rot := callsOf(em).minus(pre)
@@ -206,9 +204,9 @@ func runCrash(t *testing.T, e *vaultEnv, slug string, step crashStep) {
 
 // killPlugin sends SIGKILL to every plugin process of the server and waits
 // until they are gone.
-func killPlugin(t *testing.T, e *vaultEnv) []int {
+func killPlugin(t *testing.T, srv *vaulttest.Server) []int {
 	t.Helper()
-	pids := e.srv.PluginPIDs()
+	pids := srv.PluginPIDs()
 	if len(pids) == 0 {
 		t.Fatal("no plugin process to kill")
 	}
@@ -217,19 +215,8 @@ func killPlugin(t *testing.T, e *vaultEnv) []int {
 			t.Fatalf("kill -9 %d: %v", p, err)
 		}
 	}
-	waitFor(t, fmt.Sprintf("plugin pids %v to exit", pids), func() bool {
-		return !slices.ContainsFunc(e.srv.PluginPIDs(), func(p int) bool { return slices.Contains(pids, p) })
+	vaulttest.Await(t, 30*time.Second, fmt.Sprintf("plugin pids %v to exit", pids), func() bool {
+		return !slices.ContainsFunc(srv.PluginPIDs(), func(p int) bool { return slices.Contains(pids, p) })
 	})
 	return pids
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -98,17 +98,17 @@ type leakScenario struct {
 	texts []string
 }
 
-func newLeakScenario(t *testing.T, e *vaultEnv, mount, clientID string, extraSecrets ...string) *leakScenario {
+func newLeakScenario(t *testing.T, srv *vaulttest.Server, mount, clientID string, extraSecrets ...string) *leakScenario {
 	t.Helper()
 	secret := rand.Text() // random: no prefix shared with anything
-	sc := &leakScenario{t: t, c: e.client(), clientID: clientID, secret: secret, secrets: &secretSet{byValue: map[string]string{}}, issued: map[string]bool{}}
+	sc := &leakScenario{t: t, c: srv.Client, clientID: clientID, secret: secret, secrets: &secretSet{byValue: map[string]string{}}, issued: map[string]bool{}}
 	for _, sec := range append([]string{secret}, extraSecrets...) {
 		sc.secrets.add("client secret", sec)
 		sc.secrets.add("client secret (as HTTP Basic credentials)", base64.StdEncoding.EncodeToString([]byte(clientID+":"+sec)))
 	}
 	sc.em = wetixtest.New(wetixtest.Options{ClientID: clientID, ClientSecret: secret, AccessTTL: time.Hour})
 	t.Cleanup(sc.em.Close)
-	if err := e.mount(mount); err != nil {
+	if err := srv.TryMount(mount, vaulttest.PluginVersion); err != nil {
 		t.Fatal(err)
 	}
 	seed := sc.em.SeedRefreshToken()
@@ -132,7 +132,7 @@ func (sc *leakScenario) collect() {
 
 func (sc *leakScenario) record(what, path string, s *api.Secret, err error) {
 	if err != nil {
-		sc.texts = append(sc.texts, what+" error: "+errText(err))
+		sc.texts = append(sc.texts, what+" error: "+vaulttest.ErrText(err))
 	}
 	if s != nil {
 		sc.texts = append(sc.texts, what+" warnings: "+strings.Join(s.Warnings, " | "))
@@ -190,9 +190,9 @@ func (sc *leakScenario) checkCollected(atLeast int) int {
 // answer for every client secret, refresh token and access token involved.
 // A second scenario has WeTix echo the secrets back in its error answers.
 func TestSecretLeaks(t *testing.T) {
-	e := startVault(t, vaulttest.Options{LogLevel: "trace"})
+	srv, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{LogLevel: "trace"})
 	auditPath := filepath.Join(t.TempDir(), "audit.log")
-	if err := e.client().Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": auditPath}}); err != nil {
+	if err := srv.Client.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": auditPath}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -200,7 +200,7 @@ func TestSecretLeaks(t *testing.T) {
 	// operator meets.
 	const mount = "leak"
 	secret2 := rand.Text() // the client secret after the provider rotates it
-	w := newLeakScenario(t, e, mount, "leak-client", secret2)
+	w := newLeakScenario(t, srv, mount, "leak-client", secret2)
 	em := w.em
 	w.mustRead("config read", mount+"/config")
 	w.mustRead("first token read", mount+"/token") // the seed's refresh grant
@@ -219,7 +219,7 @@ func TestSecretLeaks(t *testing.T) {
 	// The provider rotates the client secret: invalid_client until the
 	// operator writes the new one.
 	em.SetClientSecret(secret2)
-	time.Sleep(cooldown) // the HTML failure's cooldown
+	time.Sleep(vaulttest.FailureCooldown) // the HTML failure's cooldown
 	_ = w.write("rotate with a revoked client secret", mount+"/rotate", nil)
 	w.read("status with a revoked client secret", mount+"/status")
 	w.read("token read with a revoked client secret", mount+"/token")
@@ -235,14 +235,14 @@ func TestSecretLeaks(t *testing.T) {
 	w.mustRead("final token read", mount+"/token")
 	w.mustRead("final status", mount+"/status")
 	w.mustRead("final config read", mount+"/config")
-	if _, err := e.srv.CLI("lease", "revoke", "-prefix", mount+"/token"); err != nil {
+	if _, err := srv.CLI("lease", "revoke", "-prefix", mount+"/token"); err != nil {
 		t.Fatal(err)
 	}
 	w.checkCollected(6)
 
 	// An upstream that echoes what it was sent in its error answers.
 	const echoMount = "leak-echo"
-	x := newLeakScenario(t, e, echoMount, "echo-client")
+	x := newLeakScenario(t, srv, echoMount, "echo-client")
 	x.mustRead("token read", echoMount+"/token")
 	held := x.em.LastIssued()
 	xs := x.secret
@@ -253,13 +253,13 @@ func TestSecretLeaks(t *testing.T) {
 	x.read("status after a JSON echo", echoMount+"/status")
 	// A 200 that is not a token answer (a proxy's debug page, say).
 	x.em.Fault(wetixtest.Fault{Body: "upstream debug: client " + x.clientID + " secret " + xs + " refused", ContentType: "text/plain"}.Limit(4))
-	time.Sleep(cooldown)
+	time.Sleep(vaulttest.FailureCooldown)
 	_ = x.write("rotate against a 200 echo page", echoMount+"/rotate", nil)
 	x.read("status after a 200 echo page", echoMount+"/status")
 	x.checkCollected(1)
 
 	time.Sleep(time.Second) // let the plugin's last log lines reach the server log
-	serverLog := e.srv.Log()
+	serverLog := srv.Log()
 	auditLog, err := os.ReadFile(auditPath)
 	if err != nil {
 		t.Fatal(err)

@@ -135,9 +135,9 @@ const reconfigureHint = "vault write <mount>/config client_id=... client_secret=
 
 // classifyRead names what an app got. old is the token held before the
 // faulted read ("" when none).
-func classifyRead(r tokenRead, old string) (string, string) {
+func classifyRead(r vaulttest.TokenRead, old string) (string, string) {
 	if r.Err != nil {
-		msg := oneLine(errText(r.Err))
+		msg := oneLine(vaulttest.ErrText(r.Err))
 		switch {
 		case strings.Contains(msg, "WeTix is unavailable"):
 			return outErrorUnavail, msg
@@ -186,7 +186,7 @@ type cell struct {
 // also once, synchronously, when a mount is moved (sys/remount runs a final
 // rollback on the source path). The test moves the mount to trigger it.
 func TestFaultMatrix(t *testing.T) {
-	e := startVault(t, vaulttest.Options{})
+	srv, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{})
 	start := time.Now()
 
 	cells := make([][]*cell, len(matrixFaults))
@@ -202,7 +202,7 @@ func TestFaultMatrix(t *testing.T) {
 			// -parallel (GOMAXPROCS) at a time.
 			go func() {
 				defer wg.Done()
-				t.Run(f.slug+"/"+tm.slug, func(t *testing.T) { runMatrixCase(t, e, f, tm, c) })
+				t.Run(f.slug+"/"+tm.slug, func(t *testing.T) { runMatrixCase(t, srv, f, tm, c) })
 			}()
 		}
 	}
@@ -222,13 +222,13 @@ func TestFaultMatrix(t *testing.T) {
 	}
 }
 
-func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cell) {
+func runMatrixCase(t *testing.T, srv *vaulttest.Server, f faultSpec, tm timingSpec, c *cell) {
 	clientID := "client-" + f.slug + "-" + tm.slug
 	secret := "secret-" + randomSuffix()
 	em := wetixtest.New(wetixtest.Options{ClientID: clientID, ClientSecret: secret, AccessTTL: tm.accessTTL, RefreshTTL: tm.refreshTTL})
 	defer em.Close()
 	mount := "fm-" + f.slug + "-" + tm.slug
-	if err := e.mount(mount); err != nil {
+	if err := srv.TryMount(mount, vaulttest.PluginVersion); err != nil {
 		t.Fatalf("mount: %v", err)
 	}
 	cfg := map[string]interface{}{"ttl": int(matrixTTL.Seconds()), "request_timeout": int(requestTimeout.Seconds())}
@@ -240,14 +240,10 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 		// Fault first: a rollback tick between the config write and the
 		// read would otherwise fetch a token unhindered.
 		em.Fault(f.fault)
-		if err := e.configure(mount, em, clientID, secret, cfg); err != nil {
-			t.Fatalf("config: %v", err)
-		}
+		vaulttest.Configure(t, srv.Client, mount, em, cfg)
 	} else {
-		if err := e.configure(mount, em, clientID, secret, cfg); err != nil {
-			t.Fatalf("config: %v", err)
-		}
-		r0 := e.readToken(mount)
+		vaulttest.Configure(t, srv.Client, mount, em, cfg)
+		r0 := vaulttest.ReadToken(srv.Client, mount)
 		if r0.Err != nil {
 			t.Fatalf("first read, before any fault: %v", r0.Err)
 		}
@@ -256,7 +252,7 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 		// the due window meets it too.
 		em.Fault(f.fault)
 		time.Sleep(time.Until(r0.Start.Add(tm.dueAfter)))
-		if _, err := e.waitStatus(mount, 15*time.Second, func(st map[string]interface{}) bool { return boolField(st, "refresh_due") }); err != nil {
+		if _, err := waitStatus(srv, mount, 15*time.Second, func(st map[string]interface{}) bool { return boolField(st, "refresh_due") }); err != nil {
 			t.Fatalf("token never became due: %v", err)
 		}
 	}
@@ -270,19 +266,19 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 	c.interfered = pre != armed
 
 	if tm.background {
-		before, err := e.status(mount)
+		before, err := status(srv, mount)
 		if err != nil {
 			t.Fatal(err)
 		}
 		moved := mount + "-moved"
-		if err := e.client().Sys().Remount(mount, moved); err != nil {
+		if err := srv.Client.Sys().Remount(mount, moved); err != nil {
 			t.Fatalf("remount (to run the periodic func): %v", err)
 		}
 		mount = moved
 		// The periodic func starts the refresh in the background and
 		// returns (Vault holds its state lock while it runs): wait until
 		// status records the outcome.
-		after := waitPeriodicOutcome(t, e, mount, before)
+		after := waitPeriodicOutcome(t, srv, mount, before)
 		c.calls = callsOf(em).minus(pre)
 		if !c.interfered && c.calls.total() == 0 {
 			t.Fatalf("the periodic func did not call WeTix for a due token")
@@ -290,7 +286,7 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 		checkPeriodicStatus(t, f, before, after)
 	}
 
-	r := e.readToken(mount)
+	r := vaulttest.ReadToken(srv.Client, mount)
 	c.elapsed = r.Elapsed()
 	if !tm.background {
 		c.calls = callsOf(em).minus(pre)
@@ -315,7 +311,7 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 	if f.retryAfter > 0 && !tm.background && !c.interfered && c.elapsed < 3*f.retryAfter {
 		t.Errorf("Retry-After %s not honoured: 3 retries took %s", f.retryAfter, c.elapsed)
 	}
-	if st, err := e.status(mount); err != nil {
+	if st, err := status(srv, mount); err != nil {
 		t.Error(err)
 	} else if healthy := boolField(st, "healthy"); healthy != (c.got == outServed) {
 		t.Errorf("status healthy=%v after a %s read (last_error %q)", healthy, c.got, stringField(st, "last_error"))
@@ -324,7 +320,7 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 	// The next read: a failure is answered from the cooldown without calling
 	// WeTix; a fresh token is served from memory without calling WeTix.
 	pre2 := callsOf(em)
-	r2 := e.readToken(mount)
+	r2 := vaulttest.ReadToken(srv.Client, mount)
 	calls2 := callsOf(em).minus(pre2)
 	got2, msg2 := classifyRead(r2, old)
 	switch c.got {
@@ -341,19 +337,19 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 			t.Errorf("the read after a failure: %s (%s), the first got %s", got2, msg2, c.got)
 		}
 		// The background case cannot tell when the periodic failure was.
-		if !tm.background && calls2.total() != 0 && r2.Start.Sub(r.End) < cooldown {
-			t.Errorf("a read %s after a failed refresh called WeTix (%s) despite the %s cooldown", r2.Start.Sub(r.End).Round(time.Millisecond), calls2, cooldown)
+		if !tm.background && calls2.total() != 0 && r2.Start.Sub(r.End) < vaulttest.FailureCooldown {
+			t.Errorf("a read %s after a failed refresh called WeTix (%s) despite the %s cooldown", r2.Start.Sub(r.End).Round(time.Millisecond), calls2, vaulttest.FailureCooldown)
 		}
 	}
 
 	// Recovery: clear the fault, wait out the cooldown, read. No operator
 	// action.
 	em.ClearFaults()
-	time.Sleep(time.Until(r2.End.Add(cooldown + 300*time.Millisecond)))
-	r3 := e.readToken(mount)
+	time.Sleep(time.Until(r2.End.Add(vaulttest.FailureCooldown + 300*time.Millisecond)))
+	r3 := vaulttest.ReadToken(srv.Client, mount)
 	switch {
 	case r3.Err != nil:
-		t.Errorf("no recovery after the fault cleared: %s", oneLine(errText(r3.Err)))
+		t.Errorf("no recovery after the fault cleared: %s", oneLine(vaulttest.ErrText(r3.Err)))
 	case len(r3.Warnings) > 0:
 		t.Errorf("recovery read still warns: %q", r3.Warnings)
 	case !em.IsAccessTokenValid(r3.AccessToken):
@@ -361,7 +357,7 @@ func runMatrixCase(t *testing.T, e *vaultEnv, f faultSpec, tm timingSpec, c *cel
 	default:
 		c.recovered = true
 	}
-	if st, err := e.status(mount); err != nil {
+	if st, err := status(srv, mount); err != nil {
 		t.Error(err)
 	} else if !boolField(st, "healthy") {
 		t.Errorf("status not healthy after recovery: %v", st)
@@ -498,11 +494,11 @@ func cellText(c *cell) string {
 
 // waitPeriodicOutcome polls status until a background refresh has counted
 // a success or a failure, for at most 60s (a full retry round is shorter).
-func waitPeriodicOutcome(t *testing.T, e *vaultEnv, mount string, before map[string]interface{}) map[string]interface{} {
+func waitPeriodicOutcome(t *testing.T, srv *vaulttest.Server, mount string, before map[string]interface{}) map[string]interface{} {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		after, err := e.status(mount)
+		after, err := status(srv, mount)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,18 +45,16 @@ func soakDuration(t *testing.T) time.Duration {
 // readers wait, that the plugin's memory stays flat, and that Vault expires
 // the leases rather than piling them up.
 func TestSoak(t *testing.T) {
-	e := startVault(t, vaulttest.Options{})
+	srv, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{})
 	duration := soakDuration(t)
 	secret := "soak-secret-" + randomSuffix()
 	em := wetixtest.New(wetixtest.Options{ClientID: "soak-client", ClientSecret: secret, AccessTTL: soakAccessTTL})
 	defer em.Close()
 	const mount = "soak"
-	if err := e.mount(mount); err != nil {
+	if err := srv.TryMount(mount, vaulttest.PluginVersion); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.configure(mount, em, "soak-client", secret, map[string]interface{}{"ttl": int(soakLeaseTTL.Seconds())}); err != nil {
-		t.Fatal(err)
-	}
+	vaulttest.Configure(t, srv.Client, mount, em, map[string]interface{}{"ttl": int(soakLeaseTTL.Seconds())})
 
 	var (
 		reads, errs atomic.Int64
@@ -75,14 +73,14 @@ func TestSoak(t *testing.T) {
 			var lat []time.Duration
 			var ends []time.Time
 			for time.Now().Before(deadline) {
-				r := e.readToken(mount)
+				r := vaulttest.ReadToken(srv.Client, mount)
 				reads.Add(1)
 				lat = append(lat, r.Elapsed())
 				ends = append(ends, r.End)
 				var problem string
 				switch {
 				case r.Err != nil:
-					problem = oneLine(errText(r.Err))
+					problem = oneLine(vaulttest.ErrText(r.Err))
 				case len(r.Warnings) > 0:
 					problem = "warning: " + strings.Join(r.Warnings, " ")
 				case !em.IsAccessTokenValid(r.AccessToken):
@@ -108,17 +106,17 @@ func TestSoak(t *testing.T) {
 	// Memory: once after warm-up (the plugin's heap has reached its working
 	// size), then every 5s, and at the end.
 	time.Sleep(soakWarmUp)
-	rssStart := pluginRSS(t, e)
+	rssStart := pluginRSS(t, srv)
 	rssMax := rssStart
 	for time.Until(deadline) > 5*time.Second {
 		time.Sleep(5 * time.Second)
-		rssMax = max(rssMax, pluginRSS(t, e))
+		rssMax = max(rssMax, pluginRSS(t, srv))
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	rssEnd := pluginRSS(t, e)
+	rssEnd := pluginRSS(t, srv)
 	rssMax = max(rssMax, rssEnd)
-	leases := countLeases(t, e, mount+"/token/")
+	leases := countLeases(t, srv, mount+"/token/")
 
 	refreshCalls := em.Calls(wetixtest.GrantRefresh)
 	ccCalls := em.Calls(wetixtest.GrantClientCredentials)
@@ -172,9 +170,9 @@ func TestSoak(t *testing.T) {
 }
 
 // pluginRSS sums VmRSS of the plugin processes, in bytes.
-func pluginRSS(t *testing.T, e *vaultEnv) int64 {
+func pluginRSS(t *testing.T, srv *vaulttest.Server) int64 {
 	t.Helper()
-	pids := e.srv.PluginPIDs()
+	pids := srv.PluginPIDs()
 	if len(pids) == 0 {
 		t.Fatal("no plugin process")
 	}
@@ -200,9 +198,9 @@ func pluginRSS(t *testing.T, e *vaultEnv) int64 {
 func mib(b int64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
 
 // countLeases lists the live leases under prefix.
-func countLeases(t *testing.T, e *vaultEnv, prefix string) int {
+func countLeases(t *testing.T, srv *vaulttest.Server, prefix string) int {
 	t.Helper()
-	s, err := e.client().Logical().List("sys/leases/lookup/" + prefix)
+	s, err := srv.Client.Logical().List("sys/leases/lookup/" + prefix)
 	if err != nil {
 		t.Fatal(err)
 	}

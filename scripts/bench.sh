@@ -6,8 +6,10 @@
 #      and through the SDK's gRPC plugin protocol; medians of BENCH_COUNT runs,
 #      plus the profile lines of our own code on the hot path.
 #   2-5. Through a real Vault dev server on loopback (bench/): throughput and
-#      latency against KV v2 and leased builtin engines, upstream calls for a
-#      due token, plugin memory, cold start; and a CPU profile of Vault.
+#      latency against KV v2, the floor (bench/cmd/floor-plugin: the cheapest
+#      leased read of an external plugin) and leased builtin engines, upstream
+#      calls for a due token, plugin memory, cold start; and a CPU profile of
+#      Vault.
 #
 # `make bench` builds the plugin and Vault first; from a fresh clone
 # `make build vault` is all this needs. It takes about 5-8 minutes.
@@ -145,9 +147,9 @@ mkdir -p "$(dirname "$OUT")"
   echo
   echo "\`go test -bench TokenRead -benchmem -count $COUNT\` (benchmark_test.go); medians of $COUNT runs."
   echo "BenchmarkTokenRead and BenchmarkTokenReadParallel call framework.Backend.HandleRequest with logical.InmemStorage, no Vault;"
-  echo "BenchmarkTokenReadGRPC adds the SDK's gRPC plugin protocol, both ends in one process over a Unix socket (operations: the token path as shipped;"
-  echo "callbacks: the same handler as a legacy Path.Callbacks, which skips the framework's per-request replication-state call to Vault)."
-  echo "storage-ops/op and upstream/op count storage calls and WeTix calls per read: a cached read makes none."
+  echo "BenchmarkTokenReadGRPC adds the SDK's gRPC plugin protocol, both ends in one process over a Unix socket."
+  echo "storage-ops/op and upstream/op count storage calls and WeTix calls per read: a cached read makes none;"
+  echo "callbacks-to-vault/op counts the SDK's replication-state calls back to Vault, which the engine's cache (system_view.go) answers."
   echo
   inproc_table "$WORK/inproc.txt"
   echo

@@ -18,6 +18,7 @@ func admin(t *testing.T, c *http.Client, s *Server, method, path, body string) (
 }
 
 func TestAdminAPI(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 
 	status, raw := admin(t, c, s, "POST", "seed-refresh-token", "")
@@ -74,6 +75,7 @@ func TestAdminAPI(t *testing.T) {
 }
 
 func TestAdminAPIRejects(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	for _, tc := range []struct {
 		method, path, body string

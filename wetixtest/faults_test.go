@@ -48,6 +48,7 @@ func isConnectionLost(err error) bool {
 }
 
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		fault Fault
@@ -228,6 +229,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestDelayPastClientTimeout(t *testing.T) {
+	t.Parallel()
 	for _, process := range []bool{false, true} {
 		t.Run(map[bool]string{false: "unprocessed", true: "processed"}[process], func(t *testing.T) {
 			s, c := start(t, Options{})
@@ -254,6 +256,7 @@ func TestDelayPastClientTimeout(t *testing.T) {
 }
 
 func TestFaultQueue(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	s.Fault(FaultStatus(500, "first").Limit(1))
 	s.Fault(FaultStatus(502, "refresh only").For(GrantRefresh).Limit(1))
@@ -278,6 +281,7 @@ func TestFaultQueue(t *testing.T) {
 }
 
 func TestFaultValidation(t *testing.T) {
+	t.Parallel()
 	s, _ := start(t, Options{})
 	for _, f := range []Fault{{Status: 99}, {Status: 600}, {Times: -1}, {Delay: -time.Second}, {Grant: "password"}} {
 		func() {

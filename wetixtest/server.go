@@ -256,6 +256,31 @@ func (s *Server) Calls(g Grant) int {
 	return s.calls[g]
 }
 
+// TotalCalls is Calls of both grants: every request that reached a token
+// endpoint, which is what a test means by "the plugin called WeTix".
+func (s *Server) TotalCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[GrantClientCredentials] + s.calls[GrantRefresh]
+}
+
+// MountConfig is the config a plugin mount needs to use this emulator: the
+// client credentials it accepts now and its URL. extra adds fields or
+// overrides these (another client_id, a ttl, a seed refresh token).
+func (s *Server) MountConfig(extra map[string]interface{}) map[string]interface{} {
+	s.mu.Lock()
+	data := map[string]interface{}{
+		"client_id":     s.opts.ClientID,
+		"client_secret": s.secret,
+		"base_url":      s.url,
+	}
+	s.mu.Unlock()
+	for k, v := range extra {
+		data[k] = v
+	}
+	return data
+}
+
 // Successes counts pairs actually issued, including ones whose answer a fault
 // then lost (Process).
 func (s *Server) Successes(g Grant) int {

@@ -20,25 +20,8 @@ const (
 	docsClientKey = "EgtPQXV0aENsaWVudBjv1orQ4qedsBY"
 )
 
-// clock is a settable Options.Now, so expiry is tested without sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Unix(1634699720, 0)} } // the docs' iat
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// docsIat is the issue time of the docs' example tokens.
+var docsIat = time.Unix(1634699720, 0)
 
 // start runs a server and a client with its own transport, both torn down
 // with the test so leaked connections or goroutines show up under -race.
@@ -152,6 +135,7 @@ func decodeClaims(t *testing.T, tok string) (header string, c claims) {
 }
 
 func TestGrantsIssuePairs(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	seeded := s.SeedRefreshToken()
 	for _, tc := range []struct {
@@ -200,7 +184,8 @@ func TestGrantsIssuePairs(t *testing.T) {
 }
 
 func TestTokenClaims(t *testing.T) {
-	clk := newClock()
+	t.Parallel()
+	clk := NewClock(docsIat)
 	s, c := start(t, Options{ClientID: docsClientID, AccessTTL: 90 * time.Second, RefreshTTL: 300 * time.Second, Now: clk.Now})
 	a := mustIssue(t, c, s, ccRequest())
 	b := mustIssue(t, c, s, ccRequest()) // same second on the frozen clock
@@ -238,6 +223,7 @@ func TestTokenClaims(t *testing.T) {
 }
 
 func TestIssuerAndTTLRounding(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{Issuer: "http://local-oauth.wetix.my:5004", ClientID: "not-numeric", AccessTTL: 1500 * time.Millisecond, RefreshTTL: 300 * time.Millisecond})
 	a := mustIssue(t, c, s, ccRequest())
 	if *a.ExpiresIn != 1 || *a.RefreshTokenExpiresIn != 1 {
@@ -250,6 +236,7 @@ func TestIssuerAndTTLRounding(t *testing.T) {
 }
 
 func TestRequestErrors(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	access := mustIssue(t, c, s, ccRequest()).AccessToken
 	s.ResetCounts()
@@ -298,6 +285,7 @@ func TestRequestErrors(t *testing.T) {
 }
 
 func TestRefreshSingleUse(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	first := s.SeedRefreshToken()
 	next := *mustIssue(t, c, s, refreshRequest(first)).RefreshToken
@@ -311,6 +299,7 @@ func TestRefreshSingleUse(t *testing.T) {
 }
 
 func TestRefreshReuseAllowed(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{AllowRefreshReuse: true})
 	tok := s.SeedRefreshToken()
 	for range 3 {
@@ -322,18 +311,19 @@ func TestRefreshReuseAllowed(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	clk := newClock()
+	t.Parallel()
+	clk := NewClock(docsIat)
 	s, c := start(t, Options{AccessTTL: 10 * time.Second, RefreshTTL: 60 * time.Second, Now: clk.Now})
 	a := mustIssue(t, c, s, ccRequest())
-	clk.Add(9 * time.Second)
+	clk.Advance(9 * time.Second)
 	if !s.IsAccessTokenValid(a.AccessToken) {
 		t.Error("access token invalid before exp")
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if s.IsAccessTokenValid(a.AccessToken) {
 		t.Error("access token valid at exp")
 	}
-	clk.Add(50 * time.Second)
+	clk.Advance(50 * time.Second)
 	if s.IsRefreshTokenLive(*a.RefreshToken) {
 		t.Error("refresh token live at exp")
 	}
@@ -343,6 +333,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestRevokeAndRotateSecret(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	tok := s.SeedRefreshToken()
 	s.RevokeAllRefreshTokens()
@@ -361,6 +352,7 @@ func TestRevokeAndRotateSecret(t *testing.T) {
 // TestConcurrentCounters checks that counting and fault consumption are
 // atomic: 50 requests at once, 10 of them faulted.
 func TestConcurrentCounters(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	seeds := make([]string, 25)
 	for i := range seeds {
@@ -402,6 +394,7 @@ func TestConcurrentCounters(t *testing.T) {
 }
 
 func TestConcurrentReuseHasOneWinner(t *testing.T) {
+	t.Parallel()
 	s, c := start(t, Options{})
 	tok := s.SeedRefreshToken()
 	var wg sync.WaitGroup
@@ -426,6 +419,7 @@ func TestConcurrentReuseHasOneWinner(t *testing.T) {
 }
 
 func TestOnRequestLogsNoSecrets(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var infos []RequestInfo
 	s, c := start(t, Options{OnRequest: func(ri RequestInfo) {
@@ -465,6 +459,7 @@ func TestOnRequestLogsNoSecrets(t *testing.T) {
 }
 
 func TestCloseIsPromptAndFinal(t *testing.T) {
+	t.Parallel()
 	s := New(Options{})
 	s.Fault(Fault{Delay: time.Hour})
 	c := &http.Client{}
@@ -487,5 +482,43 @@ func TestCloseIsPromptAndFinal(t *testing.T) {
 	s.Close() // idempotent
 	if _, _, err := send(c, s, ccRequest()); err == nil {
 		t.Error("request after Close succeeded")
+	}
+}
+
+// TestMountConfigAndTotalCalls: MountConfig carries the credentials the
+// emulator accepts now (a mount configured from it gets tokens), and
+// TotalCalls counts every request to either token endpoint, refused ones too.
+func TestMountConfigAndTotalCalls(t *testing.T) {
+	t.Parallel()
+	s, c := start(t, Options{ClientID: "cid", ClientSecret: "first"})
+	s.SetClientSecret("second")
+	cfg := s.MountConfig(map[string]interface{}{"ttl": "5s"})
+	if cfg["client_id"] != "cid" || cfg["client_secret"] != "second" || cfg["base_url"] != s.URL() || cfg["ttl"] != "5s" || len(cfg) != 4 {
+		t.Fatalf("MountConfig = %v", cfg)
+	}
+	if over := s.MountConfig(map[string]interface{}{"client_id": "other"}); over["client_id"] != "other" {
+		t.Errorf("extra did not override client_id: %v", over)
+	}
+	r := ccRequest()
+	r.user, r.pass = cfg["client_id"].(string), cfg["client_secret"].(string)
+	mustIssue(t, c, s, r)
+	if status, _, _ := call(t, c, s, refreshRequest("not-a-token")); status != http.StatusBadRequest {
+		t.Fatalf("refresh with a bogus token: %d, want 400", status)
+	}
+	if n := s.TotalCalls(); n != 2 || n != s.Calls(GrantClientCredentials)+s.Calls(GrantRefresh) {
+		t.Errorf("TotalCalls = %d after one accepted and one refused call, want 2", n)
+	}
+}
+
+// TestClock: Advance moves Now, and only Advance does.
+func TestClock(t *testing.T) {
+	t.Parallel()
+	clk := NewClock(docsIat)
+	if !clk.Now().Equal(docsIat) || !clk.Now().Equal(clk.Now()) {
+		t.Fatalf("a new clock reads %v, want %v and still", clk.Now(), docsIat)
+	}
+	clk.Advance(90 * time.Second)
+	if got := clk.Now().Sub(docsIat); got != 90*time.Second {
+		t.Errorf("after Advance(90s) the clock moved %v", got)
 	}
 }

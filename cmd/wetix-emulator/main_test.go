@@ -3,6 +3,7 @@ package main
 import "testing"
 
 func TestIsLoopback(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]bool{
 		"127.0.0.1:8089": true,
 		"127.0.0.2:0":    true,
@@ -22,6 +23,7 @@ func TestIsLoopback(t *testing.T) {
 }
 
 func TestRefusesRemote(t *testing.T) {
+	t.Parallel()
 	if err := run([]string{"-addr", "0.0.0.0:0"}); err == nil {
 		t.Fatal("run listened on 0.0.0.0 without -allow-remote")
 	}

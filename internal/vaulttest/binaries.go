@@ -22,6 +22,10 @@ const (
 
 const module = "github.com/wetix-oss/vault-plugin-secrets-wetix"
 
+// PluginVersion is the version every suite builds, registers and mounts the
+// plugin as, unless it is testing another one (an upgrade).
+const PluginVersion = "v0.1.0"
+
 // RepoRoot is the repository root, found from this file's location.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
@@ -57,12 +61,16 @@ var (
 	builds  = map[string]string{}
 )
 
-// Plugin is a built plugin binary.
+// Plugin is a plugin binary in a plugin directory.
 type Plugin struct {
 	Dir     string // the plugin directory Vault is given
 	File    string // the binary's file name inside Dir (the catalog "command")
 	SHA256  string
 	Version string
+	// Name is the catalog name; empty means CatalogName (this plugin).
+	Name string
+	// Args are the catalog's args: what Vault passes the binary.
+	Args []string
 }
 
 // BuildPlugin compiles the plugin with the given version baked in and copies
@@ -79,17 +87,29 @@ func BuildPlugin(tb testing.TB, dir, version string) Plugin {
 			tb.Fatal(err)
 		}
 		src = filepath.Join(out, BinaryName)
-		cmd := exec.Command("go", "build", "-trimpath",
-			"-ldflags", fmt.Sprintf("-X %s.Version=%s", module, version),
-			"-o", src, "./cmd/"+BinaryName)
-		cmd.Dir = RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			tb.Fatalf("building the plugin: %v\n%s", err, b)
-		}
+		GoBuild(tb, "./cmd/"+BinaryName, src, fmt.Sprintf("-X %s.Version=%s", module, version))
 		builds[version] = src
 	}
-	name := BinaryName + "-" + version
+	return InstallPlugin(tb, src, dir, BinaryName+"-"+version, version)
+}
+
+// GoBuild compiles the package pkg (a path relative to the repository root,
+// like "./cmd/wetix-emulator") into the executable dst, static, with ldflags.
+func GoBuild(tb testing.TB, pkg, dst, ldflags string) {
+	tb.Helper()
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", dst, pkg)
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("building %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// InstallPlugin copies the executable src into the plugin directory dir as
+// name and returns it ready to register, with its sha256. version may be
+// empty: Vault then takes the version the plugin reports.
+func InstallPlugin(tb testing.TB, src, dir, name, version string) Plugin {
+	tb.Helper()
 	dst := filepath.Join(dir, name)
 	if err := copyFile(src, dst); err != nil {
 		tb.Fatal(err)

@@ -1,6 +1,10 @@
-// Package vaulttest runs real Vault servers for the acceptance, cluster,
-// fault and benchmark suites: the official vault binary (built from the
-// pinned github.com/hashicorp/vault module by scripts/build-vault.sh) with
-// this plugin registered by sha256 and version, on free loopback ports. Every
-// process it starts is stopped when the test ends, pass or fail.
+// Package vaulttest is the one rig of the suites that run the plugin in a
+// real Vault (acceptance, cluster, reliability, bench): it builds the plugin
+// and registers it by sha256 and version (PluginVersion), starts the
+// official vault binary (built from the pinned github.com/hashicorp/vault
+// module by scripts/build-vault.sh) as a dev, file or raft server or a raft
+// HA cluster on free loopback ports, configures a mount against a WeTix
+// emulator (wetixtest), reads its token, and waits for conditions. Every
+// process it starts is stopped when the test ends, pass or fail. Look here
+// before writing a helper in a suite.
 package vaulttest

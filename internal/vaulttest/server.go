@@ -320,25 +320,35 @@ func (s *Server) MustCLI(args ...string) string {
 // operator would.
 func (s *Server) RegisterPlugin(p Plugin) {
 	s.tb.Helper()
+	name := p.Name
+	if name == "" {
+		name = CatalogName
+	}
 	err := s.Client.Sys().RegisterPluginWithContext(context.Background(), &api.RegisterPluginInput{
-		Name:    CatalogName,
+		Name:    name,
 		Type:    api.PluginTypeSecrets,
 		Command: p.File,
+		Args:    p.Args,
 		SHA256:  p.SHA256,
 		Version: p.Version,
 	})
 	if err != nil {
-		s.tb.Fatalf("registering the plugin: %v", err)
+		s.tb.Fatalf("registering the plugin %s: %v", name, err)
 	}
 }
 
 // Mount enables the plugin at path with the given version.
 func (s *Server) Mount(path, version string) {
 	s.tb.Helper()
-	err := s.Client.Sys().Mount(path, &api.MountInput{Type: CatalogName, Config: api.MountConfigInput{PluginVersion: version}})
-	if err != nil {
+	if err := s.TryMount(path, version); err != nil {
 		s.tb.Fatalf("enabling the plugin at %s: %v", path, err)
 	}
+}
+
+// TryMount is Mount returning the error, for subtests and goroutines: Mount
+// fails the test that started the server.
+func (s *Server) TryMount(path, version string) error {
+	return s.Client.Sys().Mount(path, &api.MountInput{Type: CatalogName, Config: api.MountConfigInput{PluginVersion: version}})
 }
 
 // PluginPIDs lists the running processes of the plugin binary under this
