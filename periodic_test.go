@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/internal/vaulttest"
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
 )
 
@@ -128,5 +130,14 @@ func TestNoRefreshLoopWhenWeTixStopsRotatingRefreshTokens(t *testing.T) {
 	cc, rf := h.calls()
 	if cc+rf > 2 {
 		t.Fatalf("%d upstream calls for 20 reads and ticks: a refresh on every read", cc+rf)
+	}
+}
+
+// The real-Vault suites wait out the failure cooldown with a copy of it;
+// this keeps the copy true.
+func TestFailureCooldownMatchesRig(t *testing.T) {
+	b := newBackend(hclog.NewNullLogger(), time.Now)
+	if b.tokens.failureCooldown != vaulttest.FailureCooldown {
+		t.Fatalf("the plugin's failure cooldown is %s, vaulttest.FailureCooldown %s: change one to match", b.tokens.failureCooldown, vaulttest.FailureCooldown)
 	}
 }
