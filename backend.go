@@ -29,6 +29,8 @@ type backend struct {
 	*framework.Backend
 
 	tokens *tokenSource
+	// signing owns the signing key entries (signing.go).
+	signing *signingStore
 	// config caches the stored config; nil means "read storage".
 	config atomic.Pointer[wetixConfig]
 	// configEpoch counts invalidations, so a read of storage that raced one
@@ -53,7 +55,7 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 		logger = hclog.NewNullLogger()
 	}
 	life, stop := context.WithCancel(context.Background())
-	b := &backend{now: now, stop: stop}
+	b := &backend{now: now, stop: stop, signing: &signingStore{now: now}}
 	b.tokens = &tokenSource{
 		life:            life,
 		config:          b.configFor,
@@ -77,11 +79,12 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			// Both entries hold secrets: the client secret, the refresh
-			// token. A capable seal wraps them at rest.
-			SealWrapStorage: []string{configStoragePath, tokensStoragePath},
+			// These entries hold secrets: the client secret, the refresh
+			// token, the signing keys. A capable seal wraps them at rest.
+			SealWrapStorage: append([]string{configStoragePath, tokensStoragePath}, signingStoragePaths...),
 		},
-		Paths:          []*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
+		Paths: append([]*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
+			append(pathSigningKeys(b), pathSign(b))...),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,
 		Clean:          b.clean,
@@ -100,6 +103,7 @@ func (b *backend) canWrite() bool {
 
 // invalidate drops in-memory copies when another node changes storage.
 func (b *backend) invalidate(_ context.Context, key string) {
+	b.signing.invalidate(key)
 	switch key {
 	case configStoragePath:
 		b.configEpoch.Add(1)
