@@ -83,6 +83,8 @@ type Server struct {
 	faults    []Fault             // FIFO; Times counts down the remaining uses
 	live      map[string]struct{} // jti of refresh tokens that may still be used
 	last      Pair
+
+	gql graphqlState // the signed mutations (graphql.go)
 }
 
 // New starts a Server listening on opts.Addr and panics if it cannot, the
@@ -210,6 +212,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/auth/refresh":
 		grant = GrantRefresh
 		s.serveGrant(rec, r, grant)
+	case path == "/graphql":
+		s.serveGraphQL(rec, r)
 	case strings.HasPrefix(path, adminPrefix):
 		s.admin.ServeHTTP(rec, r)
 	default:
