@@ -44,7 +44,7 @@ func pathSigningKeySlot(b *backend, slot keySlot, suffix, synopsis, help string)
 			},
 		},
 		ExistenceCheck: func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
-			k, err := loadSigningKeys(ctx, req.Storage)
+			k, err := b.signing.keys(ctx, req.Storage)
 			if err != nil {
 				return false, err
 			}
