@@ -1,7 +1,14 @@
 package wetix
 
 import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -181,5 +188,48 @@ func TestSignNeverLogsInput(t *testing.T) {
 	resp, _ := h.request(logical.UpdateOperation, "sign", map[string]interface{}{"mutation": "createMovieOrder", "input": `{"customer":{"email":"` + secret + `",}}`})
 	if strings.Contains(resp.Error().Error(), secret) {
 		t.Fatal("an error quotes the input")
+	}
+}
+
+// BenchmarkSignPath is one sign through the backend (no Vault, no gRPC);
+// BenchmarkSignRSAOnly is the RSA operation alone: the difference is what
+// the engine adds (canonical JSON, plaintext, base64), and should be small.
+func BenchmarkSignPath(b *testing.B) {
+	bb := newBenchBackend(b)
+	raw, err := os.ReadFile("signature/testdata/test-key.pem")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &logical.Request{Operation: logical.UpdateOperation, Path: "signing-key", Storage: bb.storage, Data: map[string]interface{}{"private_key": string(raw)}}
+	if resp, err := bb.b.HandleRequest(context.Background(), req); err != nil || resp.IsError() {
+		b.Fatal(resp, err)
+	}
+	in := `{"sessionKey":"EhFNb3ZpZU9yZGVyU2Vzc2lvbiIb","referenceId":"123","customer":{"externalId":null,"email":"a@b.c","countryCode":"60","phoneNo":"167385346"},"tickets":[{"key":"U_-HAwEBCUdvYlRpY2tldAH_iAABBQECSUQBDAABBE5hbWUBDAABCEFyZWFDb2RlAQwAAQZBbW91bnQBBgABD1NlYXRzQWxsb2NhdGlvbgEGAAAAGv-IAQVBZHVsdAEFQURVTFQBATEB_g-gAQEA","quantity":1}],"concessions":null,"bundles":null,"promoCode":null}`
+	req = &logical.Request{Operation: logical.UpdateOperation, Path: "sign", Storage: bb.storage}
+	b.ReportAllocs()
+	for b.Loop() {
+		req.Data = map[string]interface{}{"mutation": "createMovieOrder", "input": in}
+		resp, err := bb.b.HandleRequest(context.Background(), req)
+		if err != nil || resp.IsError() {
+			b.Fatal(resp, err)
+		}
+	}
+}
+
+func BenchmarkSignRSAOnly(b *testing.B) {
+	raw, err := os.ReadFile("signature/testdata/test-key.pem")
+	if err != nil {
+		b.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("clientId=client-1&data=e30=&mutation=createMovieOrder&shaType=SHA256&timestamp=1"))
+	for b.Loop() {
+		if _, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:]); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
