@@ -29,6 +29,8 @@ type backend struct {
 
 	tokens  *tokenSource
 	configs *configStore
+	// signing owns the signing key entries (signing.go).
+	signing *signingStore
 	now     func() time.Time
 	// stop ends the backend's lifetime context (Clean).
 	stop context.CancelFunc
@@ -48,7 +50,7 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 		logger = hclog.NewNullLogger()
 	}
 	life, stop := context.WithCancel(context.Background())
-	b := &backend{now: now, stop: stop, configs: &configStore{}}
+	b := &backend{now: now, stop: stop, configs: &configStore{}, signing: &signingStore{now: now}}
 	b.tokens = &tokenSource{
 		life:            life,
 		configs:         b.configs,
@@ -72,11 +74,12 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			// Both entries hold secrets: the client secret, the refresh
-			// token. A capable seal wraps them at rest.
-			SealWrapStorage: []string{configStoragePath, tokensStoragePath},
+			// These entries hold secrets: the client secret, the refresh
+			// token, the signing keys. A capable seal wraps them at rest.
+			SealWrapStorage: append([]string{configStoragePath, tokensStoragePath}, signingStoragePaths...),
 		},
-		Paths:          []*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
+		Paths: append([]*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
+			append(pathSigningKeys(b), pathSign(b))...),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,
 		Clean:          b.clean,
@@ -100,6 +103,7 @@ func (b *backend) canWrite() bool {
 
 // invalidate drops in-memory copies when another node changes storage.
 func (b *backend) invalidate(_ context.Context, key string) {
+	b.signing.invalidate(key)
 	switch key {
 	case configStoragePath:
 		b.configs.invalidate()

@@ -3,6 +3,7 @@ package wetix
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -15,19 +16,22 @@ import (
 // fields, and drops even that warning when the write answers nothing: a
 // mistyped `clinet_secret=NEW` would read "Success!" and change nothing,
 // which during a secret change is an outage waiting to happen.
-func strict(cb framework.OperationFunc) framework.OperationFunc {
+//
+// undeclared names fields the callback reads from the raw request although
+// no framework type can declare them (sign's input: an object or a string).
+func strict(cb framework.OperationFunc, undeclared ...string) framework.OperationFunc {
 	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-		if resp := refuseUnknownFields(d); resp != nil {
+		if resp := refuseUnknownFields(d, undeclared); resp != nil {
 			return resp, logical.ErrInvalidRequest
 		}
 		return cb(ctx, req, d)
 	}
 }
 
-func refuseUnknownFields(d *framework.FieldData) *logical.Response {
+func refuseUnknownFields(d *framework.FieldData, undeclared []string) *logical.Response {
 	var unknown []string
 	for k := range d.Raw {
-		if _, ok := d.Schema[k]; !ok {
+		if _, ok := d.Schema[k]; !ok && !slices.Contains(undeclared, k) {
 			unknown = append(unknown, k)
 		}
 	}
@@ -35,7 +39,7 @@ func refuseUnknownFields(d *framework.FieldData) *logical.Response {
 		return nil
 	}
 	sort.Strings(unknown)
-	known := make([]string, 0, len(d.Schema))
+	known := append([]string{}, undeclared...)
 	for k := range d.Schema {
 		known = append(known, k)
 	}

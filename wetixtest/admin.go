@@ -59,6 +59,7 @@ func (s *Server) adminMux() *http.ServeMux {
 	mux.HandleFunc("POST "+adminPrefix+"reset-counts", s.adminResetCounts)
 	mux.HandleFunc("POST "+adminPrefix+"seed-refresh-token", s.adminSeed)
 	mux.HandleFunc("POST "+adminPrefix+"revoke-refresh-tokens", s.adminRevoke)
+	s.adminSigningKeyRoutes(mux)
 	return mux
 }
 

@@ -60,4 +60,25 @@
 // For example:
 //
 //	curl -X POST localhost:8089/_emulator/faults -d '{"grant":"refresh_token","times":1,"drop":true,"process":true}'
+//
+// # Signed mutations (graphql.go)
+//
+// POST /graphql takes one createMovieOrder or confirmMovieOrder mutation
+// with its arguments as variables, as SendMutation sends it:
+//
+//	{"query":"mutation($input: ..., $signature: SignatureInput!) { createMovieOrder(input: $input, signature: $signature) { id referenceId } }",
+//	 "variables":{"input":{...},"signature":{"algorithm":"SHA256","timestamp":1634638112,"hash":"..."}}}
+//
+// It needs Authorization: Bearer <access token> (401 UNAUTHENTICATED), and
+// verifies the signature as the "Signature Algorithm" page describes (see
+// package signature) over the input's exact text, with the client ID the
+// token was issued to and the public key registered through
+//
+//	PUT    /_emulator/signing-public-key  {"public_key":"<PEM>"}   204 (replaces: one key per client, as at WeTix)
+//	GET    /_emulator/signing-public-key                          200 {"public_key"} or 404
+//	DELETE /_emulator/signing-public-key                          204
+//
+// Refusals are GraphQL errors with extensions.code: INVALID_SIGNATURE,
+// STALE_TIMESTAMP (more than DefaultSignatureWindow from the clock),
+// NO_PUBLIC_KEY, BAD_REQUEST. Inline (non-variable) arguments are not parsed.
 package wetixtest

@@ -84,6 +84,8 @@ type Server struct {
 	live      map[string]struct{} // jti of refresh tokens that may still be used
 	ledger    spentLedger
 	last      Pair
+
+	gql graphqlState // the signed mutations (graphql.go)
 }
 
 // New starts a Server listening on opts.Addr and panics if it cannot, the
@@ -211,6 +213,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/auth/refresh":
 		grant = GrantRefresh
 		s.serveGrant(rec, r, grant)
+	case path == "/graphql":
+		s.serveGraphQL(rec, r)
 	case strings.HasPrefix(path, adminPrefix):
 		s.admin.ServeHTTP(rec, r)
 	default:

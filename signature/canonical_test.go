@@ -1,0 +1,172 @@
+package signature
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// The page's own minified example, byte for byte.
+const docsMinified = `{"bundles":null,"concessions":null,"customer":{"countryCode":"60","email":"harithmohamd67@gmail.com","externalId":null,"phoneNo":"167385346"},"promoCode":null,"referenceId":"123","sessionKey":"EhFNb3ZpZU9yZGVyU2Vzc2lvbiIbMXpodkxWbUdBMExZbGFuUWUxMUNpbWN6Mklk","tickets":[{"key":"U_-HAwEBCUdvYlRpY2tldAH_iAABBQECSUQBDAABBE5hbWUBDAABCEFyZWFDb2RlAQwAAQZBbW91bnQBBgABD1NlYXRzQWxsb2NhdGlvbgEGAAAAGv-IAQVBZHVsdAEFQURVTFQBATEB_g-gAQEA","quantity":1}]}`
+
+// The page's step-2 example.
+const docsStep2 = "ewogICJjb25jZXNzaW9ucyI6IG51bGwsCiAgImN1c3RvbWVyIjogewogICAgImVtYWlsIjogImhhcml0aG1vaGFtZDY3QGdtYWlsLmNvbSIsCiAgICAiZXh0ZXJuYWxJZCI6ICJhYmMxMjMiLAogICAgInBob25lTm8iOiAiMDE2NzM4NTM0NiIKICB9LAogICJwcm9tb0NvZGUiOiBudWxsLAogICJyZWRpcmVjdFVybCI6ICJodHRwczovL2dvb2dsZS5jb20iLAogICJyZWZlcmVuY2VJZCI6ICIxMjMiLAogICJzZXNzaW9uS2V5IjogIkVoRk5iM1pwWlU5eVpHVnlVMlZ6YzJsdmJpSWJNWHBvZGt4V2JVZEJNRXhaYkdGdVVXVXhNVU5wYldONk1rbGsiLAogICJ0aWNrZXRzIjogWwogICAgewogICAgICAia2V5IjogIlVfLUhBd0VCQ1VkdllsUnBZMnRsZEFIX2lBQUJCUUVDU1VRQkRBQUJCRTVoYldVQkRBQUJDRUZ5WldGRGIyUmxBUXdBQVFaQmJXOTFiblFCQmdBQkQxTmxZWFJ6UVd4c2IyTmhkR2x2YmdFR0FBQUFHdi1JQVFWQlpIVnNkQUVGUVVSVlRGUUJBVEVCX2ctZ0FRRUEiLAogICAgICAicXVhbnRpdHkiOiAxCiAgICB9CiAgXQp9"
+
+// TestDocsMinifiedExample: the sorted, minified example on the page is a
+// fixed point, and is what the page's unsorted example canonicalizes to.
+func TestDocsMinifiedExample(t *testing.T) {
+	got, err := Canonicalize([]byte(docsMinified))
+	if err != nil || string(got) != docsMinified {
+		t.Fatalf("canonical form of the page's minified example changed it:\n%s (%v)", got, err)
+	}
+	vs := loadVectors(t)
+	if vs[0].Name != "docs-example-unsorted" || vs[0].Canonical != docsMinified {
+		t.Fatalf("the page's unsorted example does not canonicalize to its minified example")
+	}
+}
+
+// TestDocsStep2ExampleIsNotMinified pins the decision that the step-2
+// example is stale: it encodes pretty-printed JSON (of another input), which
+// the engine would never sign as is.
+func TestDocsStep2ExampleIsNotMinified(t *testing.T) {
+	raw, err := base64.StdEncoding.DecodeString(docsStep2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(raw, []byte("{\n  \"concessions\": null,")) {
+		t.Fatalf("step-2 example decodes to %q", raw[:40])
+	}
+	c, err := Canonicalize(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(c, raw) || bytes.ContainsAny(c, "\n ") {
+		t.Fatalf("canonical form kept the example's whitespace: %s", c)
+	}
+}
+
+func TestPlaintextLayout(t *testing.T) {
+	pt := Plaintext("1612417576451877743", []byte(`{"a":1}`), CreateMovieOrder, 1634616725)
+	want := "clientId=1612417576451877743&data=eyJhIjoxfQ==&mutation=createMovieOrder&shaType=SHA256&timestamp=1634616725"
+	if string(pt) != want {
+		t.Fatalf("plaintext\n got %s\nwant %s", pt, want)
+	}
+	if strings.Contains(string(pt), "&amp;") || strings.Contains(string(pt), "createMovieOrdershaType") {
+		t.Fatal("plaintext copied the page's typos")
+	}
+}
+
+func TestCanonicalizeRefuses(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, MaxDepth+1) + "1" + strings.Repeat("}", MaxDepth+1)
+	deepArr := `{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + "}"
+	for _, c := range []struct{ name, in, want string }{
+		{"empty", ``, "empty"},
+		{"spaces", "  \n", "empty"},
+		{"array", `[{"a":1}]`, "must be a JSON object"},
+		{"string", `"{\"a\":1}"`, "must be a JSON object"},
+		{"null", `null`, "must be a JSON object"},
+		{"number", `12`, "must be a JSON object"},
+		{"trailing", `{"a":1} {"b":2}`, "more after its closing brace"},
+		{"trailing-garbage", `{"a":1}x`, "more after"},
+		{"duplicate", `{"a":1,"b":2,"a":3}`, `key "a" twice`},
+		{"duplicate-nested", `{"x":[{"k":1,"k":1}]}`, `key "k" twice`},
+		{"invalid-utf8", "{\"a\":\"\xff\"}", "not valid UTF-8"},
+		{"lone-high", `{"a":"\ud800"}`, "lone UTF-16 surrogate"},
+		{"lone-high-then-char", `{"a":"\ud800x"}`, "lone UTF-16 surrogate"},
+		{"lone-low", `{"a":"x\udc00"}`, "lone UTF-16 surrogate"},
+		{"lone-in-key", `{"\uDBFF":1}`, "lone UTF-16 surrogate"},
+		{"unterminated", `{"a":1`, "not valid JSON"},
+		{"bad-number", `{"a":01}`, "not valid JSON"},
+		{"nan", `{"a":NaN}`, "not valid JSON"},
+		{"single-quotes", `{'a':1}`, "not valid JSON"},
+		{"trailing-comma", `{"a":1,}`, "not valid JSON"},
+		{"deep", deep, "nested deeper"},
+		{"deep-array", deepArr, "nested deeper"},
+	} {
+		_, err := Canonicalize([]byte(c.in))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestCanonicalizeAccepts(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"a":"\\ud800"}`, `{"a":"\\ud800"}`},                // an escaped backslash, not an escape
+		{`{"a":"\uD83D\uDE00"}`, `{"a":"😀"}`},                 // a valid pair becomes the character
+		{`{"b":[],"a":[[]]}`, `{"a":[[]],"b":[]}`},            //
+		{`{"a":"\u0041\u00e9\u0000"}`, `{"a":"Aé\u0000"}`},    // escapes of printable characters are resolved
+		{`{"a":-1.0e+10,"b":0E0}`, `{"a":-1.0e+10,"b":0E0}`},  //
+		{` {"a" : true , "b":false}`, `{"a":true,"b":false}`}, //
+	} {
+		got, err := Canonicalize([]byte(c.in))
+		if err != nil || string(got) != c.want {
+			t.Errorf("Canonicalize(%s) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	nested := strings.Repeat(`{"a":`, MaxDepth-1) + "1" + strings.Repeat("}", MaxDepth-1)
+	if _, err := Canonicalize([]byte(nested)); err != nil {
+		t.Errorf("%d levels refused: %v", MaxDepth-1, err)
+	}
+}
+
+// TestCanonicalizeValueMatchesText: a JSON object decoded with UseNumber and
+// canonicalized as values gives the same bytes as canonicalizing its text.
+func TestCanonicalizeValueMatchesText(t *testing.T) {
+	for _, v := range loadVectors(t) {
+		dec := json.NewDecoder(strings.NewReader(v.Input))
+		dec.UseNumber()
+		var m any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := CanonicalizeValue(m)
+		if err != nil || string(got) != v.Canonical {
+			t.Errorf("%s: CanonicalizeValue = %s, %v; want %s", v.Name, got, err, v.Canonical)
+		}
+	}
+}
+
+// TestCanonicalizeValueFloats: what arrives as float64 (through Vault's
+// plugin protocol) is written as an integer when that is exact, and refused
+// otherwise.
+func TestCanonicalizeValueFloats(t *testing.T) {
+	got, err := CanonicalizeValue(map[string]any{"q": float64(1), "n": float64(-9007199254740991), "z": float64(0)})
+	if err != nil || string(got) != `{"n":-9007199254740991,"q":1,"z":0}` {
+		t.Fatalf("got %s, %v", got, err)
+	}
+	for _, f := range []float64{1.5, 0.1, 1 << 53, -(1 << 53), 1e300} {
+		_, err := CanonicalizeValue(map[string]any{"x": []any{map[string]any{"price": f}}})
+		if !errors.Is(err, ErrInexactNumber) || !strings.Contains(err.Error(), "input.x[0].price") {
+			t.Errorf("%v: err = %v; want ErrInexactNumber naming input.x[0].price", f, err)
+		}
+	}
+	for _, bad := range []any{[]any{}, "x", nil, json.Number("1")} {
+		if _, err := CanonicalizeValue(bad); !errors.Is(err, ErrNotObject) {
+			t.Errorf("%#v: err = %v", bad, err)
+		}
+	}
+	if _, err := CanonicalizeValue(map[string]any{"a": json.Number("1.2.3")}); err == nil {
+		t.Error("an invalid json.Number was accepted")
+	}
+	if _, err := CanonicalizeValue(map[string]any{"a": struct{}{}}); err == nil {
+		t.Error("a struct was accepted")
+	}
+}
+
+func TestCheckMutation(t *testing.T) {
+	for _, ok := range []string{"createMovieOrder", "confirmMovieOrder"} {
+		if err := CheckMutation(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "CreateMovieOrder", "createMovieOrder ", "cancelMovieOrder"} {
+		err := CheckMutation(bad)
+		if err == nil || !strings.Contains(err.Error(), "createMovieOrder") {
+			t.Errorf("%q: err = %v", bad, err)
+		}
+	}
+}
