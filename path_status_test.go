@@ -87,37 +87,3 @@ func TestStatusReportsLifecycleWithoutSecrets(t *testing.T) {
 		t.Fatalf("status after recovery: %v", st)
 	}
 }
-
-func TestRotateForcesRefreshAndAnswersWithStatus(t *testing.T) {
-	h := newHarness(t)
-	h.configure(nil)
-	first := h.readToken().Data["access_token"]
-	oldRefresh := h.stored().RefreshToken
-
-	resp, err := h.request(logical.UpdateOperation, "rotate", nil)
-	if err != nil || resp.IsError() {
-		t.Fatalf("rotate: %v %v", resp, err)
-	}
-	h.wantCalls(1, 1)
-	if resp.Data["last_grant"] != "refresh_token" || resp.Data["refreshes"] != uint64(2) {
-		t.Fatalf("rotate answer: %v", resp.Data)
-	}
-	raw, _ := json.Marshal(resp.Data)
-	if strings.Contains(string(raw), h.wetix.LastIssued().AccessToken) || strings.Contains(string(raw), h.wetix.LastIssued().RefreshToken) {
-		t.Fatal("rotate answer carries a token")
-	}
-	if h.readToken().Data["access_token"] == first {
-		t.Fatal("token not replaced by rotate")
-	}
-	if h.wetix.IsRefreshTokenLive(oldRefresh) {
-		t.Fatal("old refresh token still live after rotate")
-	}
-}
-
-func TestRotateWithoutConfig(t *testing.T) {
-	h := newHarness(t)
-	resp, err := h.request(logical.UpdateOperation, "rotate", nil)
-	if !strings.Contains(errText(resp, err), "not configured") {
-		t.Fatalf("rotate without config: %q", errText(resp, err))
-	}
-}

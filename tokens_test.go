@@ -283,19 +283,6 @@ func errText(resp *logical.Response, err error) string {
 	return ""
 }
 
-func TestRotateFailureIsAnErrorNotAStaleToken(t *testing.T) {
-	h := newHarness(t)
-	h.configure(map[string]interface{}{"ttl": "1m"})
-	h.readToken()
-	h.wetix.Fault(wetixtest.FaultStatus(503, ""))
-	resp, err := h.request(logical.UpdateOperation, "rotate", nil)
-	if !strings.Contains(errText(resp, err), "WeTix is unavailable") {
-		t.Fatalf("rotate during an outage: %q; the operator must learn the rotation failed", errText(resp, err))
-	}
-	// Reads still get the (valid, not due) token.
-	h.readToken()
-}
-
 func TestRetryAfterLongerThanCooldownIsHonouredAcrossReads(t *testing.T) {
 	h := newHarness(t)
 	h.b.tokens.failureCooldown = 5 * time.Second
