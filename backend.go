@@ -76,7 +76,7 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 			// token. A capable seal wraps them at rest.
 			SealWrapStorage: []string{configStoragePath, tokensStoragePath},
 		},
-		Paths:          []*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
+		Paths:          []*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b), pathMetrics(b)},
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,
 		Clean:          b.clean,
