@@ -383,3 +383,27 @@ func TestPluginBinaryHasNoPrometheusCode(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsOnAPerformanceStandby: a standby answers a scrape from storage
+// with what the active node says, even for a due token, without writing
+// storage or calling WeTix.
+func TestMetricsOnAPerformanceStandby(t *testing.T) {
+	active := newHarness(t)
+	active.configure(nil)
+	active.makeDue()
+	_, activeBody := active.scrape()
+
+	standby := active.onPerformanceStandby()
+	puts := active.storage.puts.Load()
+	m, body := standby.scrape()
+	if string(body) != string(activeBody) {
+		t.Fatalf("the standby's scrape differs from the active node's:\nstandby:\n%s\nactive:\n%s", body, activeBody)
+	}
+	if v := m.MustValue(t, "wetix_refresh_due", mount()...); v != 1 {
+		t.Fatalf("wetix_refresh_due = %v on the standby, want 1", v)
+	}
+	if n := active.storage.puts.Load() - puts; n != 0 {
+		t.Fatalf("a scrape on the standby wrote storage %d times", n)
+	}
+	active.wantCalls(0, 0)
+}
