@@ -12,6 +12,10 @@ LDFLAGS        := -s -w -X $(MODULE).Version=$(VERSION)
 # Acceptance tests start real Vault servers; give the whole run room.
 TEST_TIMEOUT   ?= 60m
 
+# A Vault the user already has (VAULT_BINARY in the environment or on the
+# command line) is handed to scripts/build-vault.sh, which links .bin/vault to
+# it when its version is supported; the tests and the demo then run .bin/vault.
+export USER_VAULT_BINARY := $(VAULT_BINARY)
 export VAULT_BINARY := $(abspath $(VAULT_BIN))
 
 .PHONY: help build vault emulator test unit fmt fmt-check vet check dev dev-down bench clean
@@ -24,7 +28,7 @@ build: ## Build the plugin binary into .bin/plugins/
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
 	@sha256sum $(PLUGIN_BIN)
 
-vault: ## Build the pinned Vault binary from its Go module into .bin/vault (cached)
+vault: ## .bin/vault: your Vault (VAULT_BINARY or PATH) if supported, else the pinned one, built once and cached
 	scripts/build-vault.sh
 
 emulator: ## Build the WeTix OAuth emulator into .bin/wetix-emulator

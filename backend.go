@@ -78,7 +78,7 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 			// token, the signing keys. A capable seal wraps them at rest.
 			SealWrapStorage: append([]string{configStoragePath, tokensStoragePath}, signingStoragePaths...),
 		},
-		Paths: append([]*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b)},
+		Paths: append([]*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b), pathMetrics(b)},
 			append(pathSigningKeys(b), pathSign(b))...),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,

@@ -3,6 +3,7 @@ package wetix
 import (
 	"context"
 	"errors"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -260,6 +261,12 @@ func (ts *tokenSource) recordFailureLocked(ctx context.Context, storage logical.
 	ts.failure.Store(&refreshFailure{err: err, retryAt: ts.retryAtFor(err, now)})
 	st := base.clone()
 	st.Stats.Failures++
+	// clone shares the map with base, which readers may hold.
+	st.Stats.FailuresByKind = maps.Clone(st.Stats.FailuresByKind)
+	if st.Stats.FailuresByKind == nil {
+		st.Stats.FailuresByKind = map[string]uint64{}
+	}
+	st.Stats.FailuresByKind[errorKind(err)]++
 	st.Stats.LastError = err.Error()
 	st.Stats.LastErrorKind = errorKind(err)
 	st.Stats.LastErrorAt = now

@@ -49,6 +49,9 @@ type refreshStats struct {
 	RefreshGrants    uint64    `json:"refresh_grants"`
 	CredentialGrants uint64    `json:"client_credentials_grants"`
 	Failures         uint64    `json:"failures"`
+	// FailuresByKind splits Failures by errorKind. Entries written before
+	// it existed count their failures in Failures only.
+	FailuresByKind map[string]uint64 `json:"failures_by_kind,omitempty"`
 	// StaleServes counts reads answered with a due token because WeTix
 	// failed (see tokenSource.noteStaleServe).
 	StaleServes   uint64    `json:"stale_serves,omitempty"`

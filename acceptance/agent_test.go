@@ -97,8 +97,8 @@ template {
 
 // TestAgentRerendersRefreshedToken runs Vault Agent with the README's
 // template against 30s tokens and a 5s ttl, over two refreshes. An app
-// reading wetix/token refreshes it when it goes due (10% of its life, 3s,
-// before expiry). Agent holds a non-renewable lease and re-reads at 85-95% of
+// reading wetix/token refreshes it when it goes due: when it can no longer
+// carry a full 5s lease (about 6.5s before expiry). Agent holds a non-renewable lease and re-reads at 85-95% of
 // its lease_duration (consul-template's leaseCheckWait with
 // lease_renewal_threshold 0.9), then renders the new token. Every lease
 // Agent held before a refresh was at most ttl long, so the file lags the
@@ -176,6 +176,53 @@ func TestAgentRerendersRefreshedToken(t *testing.T) {
 	if n := emu.Calls(wetixtest.GrantRefresh); n != refreshes {
 		t.Errorf("%d refresh-grant calls for %d refreshes", n, refreshes)
 	}
+}
+
+// TestAgentNeverRendersAnExpiredToken is issue 9's Agent scenario: the
+// README's template, 20s tokens, ttl=5s, and nothing but Agent reading. A
+// lease cut to 1s near a token's end made Agent re-read within the same
+// wall-clock second; consul-template drops a fetch whose index (the Unix
+// second) did not change, so the file kept the old token for about 2s after
+// it expired. With every lease exactly ttl, the file must hold a token WeTix
+// accepts at every moment.
+func TestAgentNeverRendersAnExpiredToken(t *testing.T) {
+	vaulttest.RequireLong(t)
+	const (
+		accessTTL = 20 * time.Second
+		ttl       = 5 * time.Second
+		watch     = 50 * time.Second // two and a half token lifetimes
+	)
+	s, emu := setup(t, wetixtest.Options{AccessTTL: accessTTL}, map[string]interface{}{"ttl": int(ttl.Seconds())})
+	app := appClient(t, s, "wetix-read", readOnlyPolicy)
+	dest, agentLog := startAgent(t, s, app.Token())
+	readFile := func() string { b, _ := os.ReadFile(dest); return string(bytes.TrimSpace(b)) }
+	if !vaulttest.WaitFor(30*time.Second, func() bool { return readFile() != "" }) {
+		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agentLog())
+	}
+	seen := map[string]bool{}
+	var expiredFor time.Duration
+	var since time.Time
+	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		tok := readFile()
+		seen[tok] = true
+		if emu.IsAccessTokenValid(tok) {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		expiredFor = max(expiredFor, time.Since(since))
+	}
+	if expiredFor > 0 {
+		t.Fatalf("the rendered file held an expired token for %s; agent log:\n%s", expiredFor.Round(10*time.Millisecond),
+			grepLines(agentLog(), "wetix/token", "rendered"))
+	}
+	// 50s of 19s tokens refreshed about 6s before expiry: 3 or 4 tokens.
+	if len(seen) < 3 {
+		t.Fatalf("Agent rendered %d distinct tokens in %s, want a refresh about every 13s", len(seen), watch)
+	}
+	t.Logf("AGENT_RENDERED_TOKENS=%d in %s, never an expired one (ttl %s, tokens %s)", len(seen), watch, ttl, accessTTL)
 }
 
 // waitForChange polls the file every 10ms until it no longer holds old,
