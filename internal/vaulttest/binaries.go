@@ -150,3 +150,28 @@ func fileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// ReleasedV010 is the commit the v0.1.0 plugin was released from; the
+// upgrade test builds that binary, unchanged, to upgrade from it.
+const ReleasedV010 = "ebbc2ae0f53bf24e06021ef5d2a8e491b575d051"
+
+// BuildReleasedPlugin compiles the plugin as it was at commit (taken from
+// this repository's history with git archive, so nothing of today's code
+// leaks in) with version baked in, and installs it into dir.
+func BuildReleasedPlugin(tb testing.TB, dir, commit, version string) Plugin {
+	tb.Helper()
+	src := tb.TempDir()
+	archive := exec.Command("sh", "-c", `git archive --format=tar "$1" | tar -x -C "$2"`, "sh", commit, src)
+	archive.Dir = RepoRoot()
+	if b, err := archive.CombinedOutput(); err != nil {
+		tb.Fatalf("extracting the plugin at %s (the test needs this repository's history: a full clone): %v\n%s", commit, err, b)
+	}
+	bin := filepath.Join(tb.TempDir(), BinaryName)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", fmt.Sprintf("-X %s.Version=%s", module, version), "-o", bin, "./cmd/"+BinaryName)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("building the plugin at %s: %v\n%s", commit, err, b)
+	}
+	return InstallPlugin(tb, bin, dir, BinaryName+"-"+version, version)
+}
