@@ -5,10 +5,8 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"os"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 	"sort"
 	"strings"
 	"testing"
@@ -35,7 +33,7 @@ func signHarness(t *testing.T) *harness {
 func TestSignGoldenVectors(t *testing.T) {
 	h := signHarness(t)
 	n := 0
-	for _, v := range goldenVectors(t) {
+	for _, v := range signaturetest.Vectors(t) {
 		if v.ClientID != "client-1" || v.Timestamp <= 0 {
 			continue
 		}
@@ -86,7 +84,7 @@ func TestSignResponseIsTheSignatureArgument(t *testing.T) {
 // integers are taken.
 func TestSignObjectInput(t *testing.T) {
 	h := signHarness(t)
-	v := goldenVector(t, "nested-objects-in-arrays-sorted")
+	v := signaturetest.Named(t, "nested-objects-in-arrays-sorted")
 	var withNumbers, withFloats interface{}
 	dec := json.NewDecoder(strings.NewReader(v.Input))
 	dec.UseNumber()
@@ -100,7 +98,7 @@ func TestSignObjectInput(t *testing.T) {
 			t.Errorf("%s: object input signs differently from the string", name)
 		}
 	}
-	exact := goldenVector(t, "numbers-keep-their-text")
+	exact := signaturetest.Named(t, "numbers-keep-their-text")
 	var obj interface{}
 	dec = json.NewDecoder(strings.NewReader(exact.Input))
 	dec.UseNumber()
@@ -197,10 +195,7 @@ func TestSignNeverLogsInput(t *testing.T) {
 // the engine adds (canonical JSON, plaintext, base64), and should be small.
 func BenchmarkSignPath(b *testing.B) {
 	bb := newBenchBackend(b)
-	raw, err := os.ReadFile("signature/testdata/test-key.pem")
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw, _ := signaturetest.Key(b)
 	req := &logical.Request{Operation: logical.UpdateOperation, Path: "signing-key", Storage: bb.storage, Data: map[string]interface{}{"private_key": string(raw)}}
 	if resp, err := bb.b.HandleRequest(context.Background(), req); err != nil || resp.IsError() {
 		b.Fatal(resp, err)
@@ -218,15 +213,7 @@ func BenchmarkSignPath(b *testing.B) {
 }
 
 func BenchmarkSignRSAOnly(b *testing.B) {
-	raw, err := os.ReadFile("signature/testdata/test-key.pem")
-	if err != nil {
-		b.Fatal(err)
-	}
-	block, _ := pem.Decode(raw)
-	key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, key := signaturetest.Key(b)
 	digest := sha256.Sum256([]byte("clientId=client-1&data=e30=&mutation=createMovieOrder&shaType=SHA256&timestamp=1"))
 	for b.Loop() {
 		if _, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:]); err != nil {

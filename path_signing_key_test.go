@@ -10,9 +10,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
-	"os"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 	"reflect"
 	"strings"
 	"testing"
@@ -25,16 +24,7 @@ import (
 // testSigningKeyPEM is signature/testdata's throwaway key (PKCS#1).
 func testSigningKeyPEM(t *testing.T) (string, *rsa.PrivateKey) {
 	t.Helper()
-	raw, err := os.ReadFile("signature/testdata/test-key.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(raw)
-	key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(raw), key
+	return signaturetest.Key(t)
 }
 
 func fingerprintOf(t *testing.T, pub *rsa.PublicKey) string {
@@ -191,7 +181,7 @@ func TestSigningKeyImport(t *testing.T) {
 			}
 			// Signing with the imported key gives the golden signature.
 			h.configure(nil)
-			v := goldenVector(t, "nested-objects-in-arrays-sorted")
+			v := signaturetest.Named(t, "nested-objects-in-arrays-sorted")
 			sig := h.mustWrite("sign", map[string]interface{}{"mutation": v.Mutation, "input": v.Input, "timestamp": v.Timestamp})
 			if sig.Data["hash"] != v.Signature {
 				t.Fatalf("hash %v, want the golden %v", sig.Data["hash"], v.Signature)
@@ -332,38 +322,3 @@ func (h *harness) wantSignedBy(fp interface{}) {
 // slot, exactly one lands and the others are refused.
 // TestSigningKeyInvalidate: a node that cached the keys signs with the new
 // one once Vault invalidates the entry another node wrote.
-// goldenVec is one of signature/testdata/vectors.json.
-type goldenVec struct {
-	Name      string `json:"name"`
-	ClientID  string `json:"client_id"`
-	Mutation  string `json:"mutation"`
-	Timestamp int64  `json:"timestamp"`
-	Input     string `json:"input"`
-	Canonical string `json:"canonical"`
-	Plaintext string `json:"plaintext"`
-	Signature string `json:"signature"`
-}
-
-func goldenVectors(t *testing.T) []goldenVec {
-	t.Helper()
-	raw, err := os.ReadFile("signature/testdata/vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []goldenVec
-	if err := json.Unmarshal(raw, &vs); err != nil {
-		t.Fatal(err)
-	}
-	return vs
-}
-
-func goldenVector(t *testing.T, name string) goldenVec {
-	t.Helper()
-	for _, v := range goldenVectors(t) {
-		if v.Name == name {
-			return v
-		}
-	}
-	t.Fatalf("no golden vector %q", name)
-	return goldenVec{}
-}

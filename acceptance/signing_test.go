@@ -22,6 +22,7 @@ import (
 
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/internal/vaulttest"
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
 )
 
@@ -349,10 +350,8 @@ func TestSigningNoLeak(t *testing.T) {
 	emu := newEmulator(t, wetixtest.Options{})
 	vaulttest.Configure(t, s.Client, "wetix", emu, nil)
 
-	keyPEM, err := os.ReadFile(filepath.Join(vaulttest.RepoRoot(), "signature", "testdata", "test-key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyText, _ := signaturetest.Key(t)
+	keyPEM := []byte(keyText)
 	if _, err := s.Client.Logical().Write("wetix/signing-key/next", map[string]interface{}{"private_key": string(keyPEM)}); err != nil {
 		t.Fatal(err)
 	}

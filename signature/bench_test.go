@@ -1,11 +1,15 @@
 package signature
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
+)
 
 // BenchmarkCanonicalize and BenchmarkSignInput show how canonicalization
 // compares with the RSA operation it precedes: it should be a small share.
 func BenchmarkCanonicalize(b *testing.B) {
-	in := []byte(loadVectors(b)[0].Input)
+	in := []byte(signaturetest.Vectors(b)[0].Input)
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -17,7 +21,7 @@ func BenchmarkCanonicalize(b *testing.B) {
 
 func BenchmarkSignInput(b *testing.B) {
 	key := testKey(b)
-	in := []byte(loadVectors(b)[0].Input)
+	in := []byte(signaturetest.Vectors(b)[0].Input)
 	b.ReportAllocs()
 	for b.Loop() {
 		c, err := Canonicalize(in)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 )
 
 // The page's own minified example, byte for byte.
@@ -22,7 +24,7 @@ func TestDocsMinifiedExample(t *testing.T) {
 	if err != nil || string(got) != docsMinified {
 		t.Fatalf("canonical form of the page's minified example changed it:\n%s (%v)", got, err)
 	}
-	vs := loadVectors(t)
+	vs := signaturetest.Vectors(t)
 	if vs[0].Name != "docs-example-unsorted" || vs[0].Canonical != docsMinified {
 		t.Fatalf("the page's unsorted example does not canonicalize to its minified example")
 	}
@@ -116,7 +118,7 @@ func TestCanonicalizeAccepts(t *testing.T) {
 // TestCanonicalizeValueMatchesText: a JSON object decoded with UseNumber and
 // canonicalized as values gives the same bytes as canonicalizing its text.
 func TestCanonicalizeValueMatchesText(t *testing.T) {
-	for _, v := range loadVectors(t) {
+	for _, v := range signaturetest.Vectors(t) {
 		dec := json.NewDecoder(strings.NewReader(v.Input))
 		dec.UseNumber()
 		var m any

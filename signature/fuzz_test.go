@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 )
 
 // FuzzCanonicalize checks the invariants of any accepted input: the result
@@ -18,7 +20,7 @@ func FuzzCanonicalize(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	for _, v := range loadVectors(f) {
+	for _, v := range signaturetest.Vectors(f) {
 		f.Add([]byte(v.Input))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -3,12 +3,10 @@ package signature
 import (
 	"bytes"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -17,56 +15,16 @@ import (
 // vector means apps' signatures change.
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json from the current code")
 
-// vector is one golden case. Input is the JSON text exactly as an app would
-// send it, kept as a string so its number text survives this file.
-type vector struct {
-	Name      string `json:"name"`
-	ClientID  string `json:"client_id"`
-	Mutation  string `json:"mutation"`
-	Timestamp int64  `json:"timestamp"`
-	Input     string `json:"input"`
-	Canonical string `json:"canonical"`
-	Plaintext string `json:"plaintext"`
-	Signature string `json:"signature"`
-}
-
-const vectorsFile = "testdata/vectors.json"
-
-// testKey is a throwaway key committed for the vectors only. It signs
-// nothing real and must never be registered with WeTix.
+// testKey is signaturetest's throwaway key.
 func testKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "test-key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(raw)
-	key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, key := signaturetest.Key(t)
 	return key
-}
-
-func loadVectors(t testing.TB) []vector {
-	t.Helper()
-	raw, err := os.ReadFile(vectorsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(raw, &vs); err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) == 0 {
-		t.Fatal("no vectors")
-	}
-	return vs
 }
 
 func TestGoldenVectors(t *testing.T) {
 	key := testKey(t)
-	vs := loadVectors(t)
+	vs := signaturetest.Vectors(t)
 	for i := range vs {
 		v := &vs[i]
 		canonical, err := Canonicalize([]byte(v.Input))
@@ -106,9 +64,9 @@ func TestGoldenVectors(t *testing.T) {
 		if err := enc.Encode(vs); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(vectorsFile, buf.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(signaturetest.VectorsFile(), buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("rewrote %s (%d vectors)", vectorsFile, len(vs))
+		t.Logf("rewrote %s (%d vectors)", signaturetest.VectorsFile(), len(vs))
 	}
 }

@@ -8,25 +8,17 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 )
 
 func testRSAKey(t *testing.T) *rsa.PrivateKey {
 	t.Helper()
-	raw, err := os.ReadFile("../signature/testdata/test-key.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(raw)
-	k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, k := signaturetest.Key(t)
 	return k
 }
 
