@@ -1,0 +1,144 @@
+package acceptance
+
+// Review of the signing feature (issue 10), through a real Vault; see
+// /work/notes/review-signing.md.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/internal/vaulttest"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
+)
+
+// TestReviewObjectIntegralFloatSignedAsInteger
+// Scenario: an app (Python: json.dumps({"price": 12.0}) writes 12.0) sends
+// its input as a JSON object in the request body, as the README allows, with
+// a whole number written with a fraction: "price": 12.0. Vault's plugin hop
+// turns it into float64 12, and the engine signs "price":12. The app sends
+// its own text (12.0) to WeTix, which verifies over that text.
+// Expected (README: "takes integers below 2^53 from an object as written and
+// refuses any other number with an error that says to send the input as a
+// string"): either a 400 naming input.tickets[0].price and the fix, or a
+// signature WeTix accepts. Observed: 200 with a signature over other text;
+// WeTix (the emulator) refuses the mutation with INVALID_SIGNATURE.
+func TestReviewObjectIntegralFloatSignedAsInteger(t *testing.T) {
+	vaulttest.RequireLong(t)
+	s, emu := setup(t, wetixtest.Options{}, nil)
+	gen, err := s.Client.Logical().Write("wetix/signing-key", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendPublicKeyToWeTix(t, emu, gen.Data["public_key"].(string))
+	token, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
+
+	for _, input := range []string{
+		`{"referenceId":"r-1","tickets":[{"key":"k","quantity":1,"price":12.0}]}`,
+		`{"referenceId":"r-2","tickets":[{"key":"k","quantity":1e0}]}`,
+	} {
+		body := []byte(`{"mutation":"createMovieOrder","input":` + input + `}`)
+		req, _ := http.NewRequest(http.MethodPost, s.Addr+"/v1/wetix/sign", bytes.NewReader(body))
+		req.Header.Set("X-Vault-Token", s.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusBadRequest {
+			continue // refused: the app learns to send a string
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("sign %s: %d %s", input, resp.StatusCode, raw)
+		}
+		var sec struct {
+			Data json.RawMessage `json:"data"`
+		}
+		mustJSON(t, raw, &sec)
+		res, err := wetixtest.SendMutation(context.Background(), http.DefaultClient, emu.URL(), token, "createMovieOrder", json.RawMessage(input), sec.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Code() != "" {
+			t.Errorf("input %s: Vault signed it (200) but WeTix refuses the app's mutation: %+v", input, res.Errors)
+		}
+	}
+}
+
+// TestReviewPrivateKeyNotEchoedOnTypeError
+// Scenario: an operator's tooling sends private_key as the PEM's lines (a
+// JSON array, as YAML/Terraform users do with multi-line values) or wrapped
+// in an object. signing-key has an ExistenceCheck, so Vault first asks the
+// plugin for it; the SDK validates the fields there (framework
+// HandleExistenceCheck -> FieldData.Validate), and the conversion error ends
+// in "value: '<the whole value>'". Vault logs that error at ERROR level
+// ("core: failed to run existence check") and writes it, in clear, to the
+// audit log's top-level "error", and returns it to the caller.
+// Expected (standards: never log, return or put in an error a private key
+// or client secret; README: "The private key is never returned, logged or
+// exported"): a refusal that names the field and says to send one string,
+// with no key material in the answer, Vault's log or the audit log.
+// Observed: all three hold the private key (same for config's
+// client_secret, which has the same existence check).
+func TestReviewPrivateKeyNotEchoedOnTypeError(t *testing.T) {
+	vaulttest.RequireLong(t)
+	s, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{LogLevel: "info"})
+	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := s.Client.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": auditPath}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Mount("wetix", vaulttest.PluginVersion)
+
+	keyText, _ := signaturetest.Key(t)
+	lines := strings.Split(strings.TrimSpace(keyText), "\n")
+	canaries := map[string]string{"private key": lines[len(lines)/2], "client secret": "review-canary-client-secret-9f3k"}
+	var asList []interface{}
+	for _, l := range lines {
+		asList = append(asList, l)
+	}
+	for _, c := range []struct {
+		name, path string
+		data       map[string]interface{}
+	}{
+		{"private_key as lines", "wetix/signing-key", map[string]interface{}{"private_key": asList}},
+		{"private_key in an object", "wetix/signing-key/next", map[string]interface{}{"private_key": map[string]interface{}{"pem": keyText}}},
+		{"client_secret as a list", "wetix/config", map[string]interface{}{"client_id": "c", "client_secret": []interface{}{canaries["client secret"]}}},
+	} {
+		body, _ := json.Marshal(c.data)
+		req, _ := http.NewRequest(http.MethodPost, s.Addr+"/v1/"+c.path, bytes.NewReader(body))
+		req.Header.Set("X-Vault-Token", s.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: status %d; want 400", c.name, resp.StatusCode)
+		}
+		for what, canary := range canaries {
+			if strings.Contains(strings.ReplaceAll(string(raw), `\\n`, "\n"), canary) {
+				t.Errorf("%s: the error answer quotes the %s", c.name, what)
+			}
+		}
+	}
+	audit, _ := os.ReadFile(auditPath)
+	for what, canary := range canaries {
+		if strings.Contains(string(audit), canary) {
+			t.Errorf("the audit log holds the %s in clear", what)
+		}
+		if strings.Contains(s.Log(), canary) {
+			t.Errorf("Vault's log (level info) holds the %s", what)
+		}
+	}
+}
