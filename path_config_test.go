@@ -1,6 +1,7 @@
 package wetix
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -287,5 +288,26 @@ func TestConfigWriteAnswersWithTheResultingConfig(t *testing.T) {
 		if s, ok := v.(string); ok && strings.Contains(s, "s3cret") {
 			t.Fatalf("write answer field %s carries the client secret", k)
 		}
+	}
+}
+
+func TestNonStringSecretsAreRefusedWithoutQuotingThem(t *testing.T) {
+	h := newHarness(t)
+	canary := "canary-secret-value-9f3k"
+	for _, data := range []map[string]interface{}{
+		{"client_id": "c", "client_secret": []interface{}{canary}},
+		{"client_id": "c", "client_secret": "x", "refresh_token": map[string]interface{}{"t": canary}},
+	} {
+		resp, err := h.request(logical.UpdateOperation, "config", data)
+		msg := errText(resp, err)
+		if !strings.Contains(msg, "must be a string") || strings.Contains(msg, canary) {
+			t.Fatalf("config write with a non-string secret: %q", msg)
+		}
+		if _, _, err := h.b.HandleExistenceCheck(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "config", Data: data, Storage: h.storage}); err == nil || strings.Contains(err.Error(), canary) {
+			t.Fatalf("existence check: %v", err)
+		}
+	}
+	if strings.Contains(h.logs.String(), canary) {
+		t.Fatal("the secret reached the log")
 	}
 }

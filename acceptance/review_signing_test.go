@@ -90,7 +90,7 @@ func TestReviewObjectIntegralFloatSignedAsInteger(t *testing.T) {
 // with no key material in the answer, Vault's log or the audit log.
 // Observed: all three hold the private key (same for config's
 // client_secret, which has the same existence check).
-func TestReviewPrivateKeyNotEchoedOnTypeError(t *testing.T) {
+func TestNonStringSecretsAreNeverEchoed(t *testing.T) {
 	vaulttest.RequireLong(t)
 	s, _ := vaulttest.StartWithPlugin(t, vaulttest.Options{LogLevel: "info"})
 	auditPath := filepath.Join(t.TempDir(), "audit.log")
