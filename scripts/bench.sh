@@ -8,8 +8,8 @@
 #   2-5. Through a real Vault dev server on loopback (bench/): throughput and
 #      latency against KV v2, the floor (bench/cmd/floor-plugin: the cheapest
 #      leased read of an external plugin) and leased builtin engines, upstream
-#      calls for a due token, plugin memory, cold start; and a CPU profile of
-#      Vault.
+#      calls for a due token, plugin memory, cold start; a CPU profile of
+#      Vault; and wetix/sign against transit/sign on the same plaintext.
 #
 # `make bench` builds the plugin and Vault first; from a fresh clone
 # `make build vault` is all this needs. It takes about 5-8 minutes.
@@ -101,6 +101,16 @@ rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" = 0 ] && [ -f "$WORK/vault.md" ] || { tail -n 60 "$WORK/vault.log" >&2; die "the Vault benchmark failed (exit $rc)"; }
 
+# Sign vs transit, through a Vault of its own (bench/signing_test.go).
+say "sign vs transit through a real Vault ..."
+set +e
+WETIX_SIGN_BENCH_OUT="$WORK/sign.md" WETIX_PLUGIN_BINARY="$PLUGIN_BIN" VAULT_BINARY="$VAULT_BIN" \
+  go test -count=1 -v -timeout 20m -run '^$' -bench '^BenchmarkVaultSign$' -benchtime 1x ./bench >"$WORK/sign.log" 2>&1
+rc=$?
+set -e
+[ "$rc" = 0 ] && [ -f "$WORK/sign.md" ] || { tail -n 40 "$WORK/sign.log" >&2; die "the sign benchmark failed (exit $rc)"; }
+cat "$WORK/sign.md" >&2
+
 # Shares of Vault's CPU under each load, from its own profiler.
 vault_frames='Total samples|net/http\.\(\*conn\)\.serve$|runtime\.gcBgMarkWorker$|Core\)\.handleCancelableRequest$|Core\)\.PopulateTokenEntry$|Router\)\.routeCommon$|backendGRPCPluginClient\)\.HandleRequest$|ExpirationManager\)\.Register$|pathDataRead|http\.respondLogical$|grpc\.\(\*Server\)\.handleStream$'
 {
@@ -160,6 +170,9 @@ mkdir -p "$(dirname "$OUT")"
   echo '```'
   echo
   cat "$WORK/vault.md"
+  echo
+  cat "$WORK/sign.md"
+  echo
   echo "## Vault's CPU profile"
   echo
   echo "Selected frames: the HTTP server (conn.serve), Go's GC (gcBgMarkWorker), request handling (handleCancelableRequest), routing to the engine (routeCommon),"
