@@ -131,7 +131,7 @@ func TestSigningKeyGenerateReadDelete(t *testing.T) {
 	if !reflect.DeepEqual(read.Data["public_key"], resp.Data["public_key"]) {
 		t.Error("read returns another public key than the write")
 	}
-	entry, _ := h.storage.Get(context.Background(), signingCurrentStoragePath)
+	entry, _ := h.storage.Get(context.Background(), signingKeysStoragePath)
 	if entry == nil || !strings.Contains(string(entry.Value), `"schema_version":1`) {
 		t.Fatalf("stored entry: %v", entry)
 	}
@@ -313,12 +313,3 @@ func (h *harness) wantSignedBy(fp interface{}) {
 		h.t.Fatalf("signature does not verify with %s", fp)
 	}
 }
-
-// failingStorage fails the n-th write (Put or Delete) from now on, once.
-// TestSigningKeyInterruptedHandover: a promote or rollback that fails at
-// any of its writes leaves a state that reads as before or after it, signs
-// with one of the two keys, and is finished by a retry.
-// TestSigningKeyConcurrentWrites: of many simultaneous generates into one
-// slot, exactly one lands and the others are refused.
-// TestSigningKeyInvalidate: a node that cached the keys signs with the new
-// one once Vault invalidates the entry another node wrote.

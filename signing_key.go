@@ -154,7 +154,7 @@ func entryFor(key *rsa.PrivateKey, source string, now time.Time) (signingKeyEntr
 	if err != nil {
 		return signingKeyEntry{}, err
 	}
-	e := signingKeyEntry{SchemaVersion: signingKeySchemaVersion, Source: source, CreatedAt: now.UTC()}
+	e := signingKeyEntry{Source: source, CreatedAt: now.UTC()}
 	e.setDER(der)
 	return e, nil
 }
