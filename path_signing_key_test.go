@@ -170,7 +170,13 @@ func TestSigningKeyImport(t *testing.T) {
 	pkcs1, key := testSigningKeyPEM(t)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	pkcs8 := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	for name, text := range map[string]string{"pkcs1": pkcs1, "pkcs8": pkcs8, "pkcs8-padded": "\n\n  " + pkcs8 + "\n  "} {
+	// Mislabelled exports: the bytes, not the header, say which format it is.
+	pkcs8AsRSA := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: der}))
+	pkcs1AsPKCS8 := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	for name, text := range map[string]string{
+		"pkcs1": pkcs1, "pkcs8": pkcs8, "pkcs8-padded": "\n\n  " + pkcs8 + "\n  ",
+		"pkcs8-labelled-rsa": pkcs8AsRSA, "pkcs1-labelled-pkcs8": pkcs1AsPKCS8,
+	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t)
 			resp := h.mustWrite("signing-key", map[string]interface{}{"private_key": text})

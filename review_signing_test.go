@@ -111,18 +111,17 @@ func TestSigningKeyDeleteLeavesNoKey(t *testing.T) {
 	}
 }
 
-// TestReviewImportErrorsNameTheFix
+// TestSigningKeyImportErrorsNameTheFix (review finding 5)
 // Scenario: the operator imports key material under the wrong PEM label:
 // a public key's body under "PRIVATE KEY" / "RSA PRIVATE KEY" (copying the
 // wrong file's base64), or a PKCS#8 key labelled "RSA PRIVATE KEY".
 // Expected (standards: "a clear error naming the field and the fix"): the
 // error says what was given (a public key; a PKCS#8 key) and what to do,
-// and carries no Go parser internals. Observed: "asn1: structure error: tags
-// don't match (2 vs {class:0 tag:16 length:13 isCompound:true})
-// {optional:false explicit:false ...} int @2", "integer too large", and
-// "(use ParsePKCS8PrivateKey instead for this key format)" (a Go function
-// name, not something an operator can do).
-func TestReviewImportErrorsNameTheFix(t *testing.T) {
+// and carries no Go parser internals (the review saw "asn1: structure error:
+// tags don't match ...", "integer too large", and "(use
+// ParsePKCS8PrivateKey instead for this key format)"). The mislabelled
+// PKCS#8 key is now accepted (TestSigningKeyImport pins that).
+func TestSigningKeyImportErrorsNameTheFix(t *testing.T) {
 	_, key := testSigningKeyPEM(t)
 	pemOf := func(typ string, der []byte) string {
 		return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
