@@ -161,24 +161,36 @@ func TestSigningKeyImportErrorsNameTheFix(t *testing.T) {
 	}
 }
 
-// TestReviewObjectAndStringSameDepthLimit
+// TestSignObjectAndStringSameDepthLimit (review finding 6)
 // Scenario: the same input, 64 objects deep, sent as a JSON string and as a
-// JSON object. Expected: both accepted or both refused (the README: a string
-// and an object are two encodings of the same input). Observed: the string
-// form (signature.Canonicalize) accepts 64 levels; the object form
-// (CanonicalizeValue) counts the innermost scalar as a level and refuses it.
-func TestReviewObjectAndStringSameDepthLimit(t *testing.T) {
-	text := strings.Repeat(`{"a":`, signature.MaxDepth) + "1" + strings.Repeat("}", signature.MaxDepth)
-	_, errText := signature.Canonicalize([]byte(text))
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.UseNumber()
-	var v interface{}
-	if err := dec.Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	_, errValue := signature.CanonicalizeValue(v)
-	if (errText == nil) != (errValue == nil) {
-		t.Fatalf("%d levels: as a string err=%v, as an object err=%v", signature.MaxDepth, errText, errValue)
+// JSON object. Expected: both signed alike (a string and an object are two
+// encodings of the same input), and one level deeper both refused. The
+// review saw the object form count the innermost scalar as a level and
+// refuse what the string form took. The scalar is a string: an object input
+// holding a number is refused anyway (finding 4).
+func TestSignObjectAndStringSameDepthLimit(t *testing.T) {
+	h := signHarness(t)
+	for _, levels := range []int{signature.MaxDepth, signature.MaxDepth + 1} {
+		text := strings.Repeat(`{"a":`, levels) + `"x"` + strings.Repeat("}", levels)
+		var obj interface{}
+		if err := json.Unmarshal([]byte(text), &obj); err != nil {
+			t.Fatal(err)
+		}
+		var hashes []interface{}
+		for _, in := range []interface{}{text, obj} {
+			resp, err := h.request(logical.UpdateOperation, "sign", map[string]interface{}{"mutation": "createMovieOrder", "input": in, "timestamp": 1634638112})
+			switch {
+			case levels > signature.MaxDepth && (resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), "nested deeper")):
+				t.Errorf("%d levels (%T): %v %v; want refused as nested too deep", levels, in, resp, err)
+			case levels <= signature.MaxDepth && (err != nil || resp.IsError()):
+				t.Errorf("%d levels (%T) refused: %v %v", levels, in, resp, err)
+			case levels <= signature.MaxDepth:
+				hashes = append(hashes, resp.Data["hash"])
+			}
+		}
+		if len(hashes) == 2 && hashes[0] != hashes[1] {
+			t.Errorf("%d levels: the string and the object sign differently", levels)
+		}
 	}
 }
 
