@@ -88,9 +88,10 @@ Fields:
                      send it: a JSON object, or that object as a JSON string.
                      Prefer the string (input=@order.json on the CLI): Vault's
                      plugin protocol carries a JSON object's numbers as
-                     floating point, so only integers survive it exactly, and
-                     other numbers are refused; a string keeps every number's
-                     text (1.50 stays 1.50). At most 64 KiB.
+                     floating point, which loses their text (12.0 and 1e0
+                     arrive as 12 and 1), so an object holding any number is
+                     refused; a string keeps every number's text (1.50 stays
+                     1.50). At most 64 KiB.
   timestamp          unix seconds to sign; default now
   include_plaintext  also return the signed plaintext (default false; it
                      holds customer data)
@@ -156,7 +157,8 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 }
 
 // canonicalInput accepts the input argument as a JSON string (exact) or as
-// the object Vault decoded from the request body. Errors never quote it.
+// the object Vault decoded from the request body, which must hold no number
+// (see signature.CanonicalizeValue). Errors never quote it.
 func canonicalInput(raw interface{}) ([]byte, error) {
 	var canonical []byte
 	var err error

@@ -131,7 +131,7 @@ func TestSigningKeyGenerateReadDelete(t *testing.T) {
 	if !reflect.DeepEqual(read.Data["public_key"], resp.Data["public_key"]) {
 		t.Error("read returns another public key than the write")
 	}
-	entry, _ := h.storage.Get(context.Background(), signingCurrentStoragePath)
+	entry, _ := h.storage.Get(context.Background(), signingKeysStoragePath)
 	if entry == nil || !strings.Contains(string(entry.Value), `"schema_version":1`) {
 		t.Fatalf("stored entry: %v", entry)
 	}
@@ -170,7 +170,13 @@ func TestSigningKeyImport(t *testing.T) {
 	pkcs1, key := testSigningKeyPEM(t)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	pkcs8 := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	for name, text := range map[string]string{"pkcs1": pkcs1, "pkcs8": pkcs8, "pkcs8-padded": "\n\n  " + pkcs8 + "\n  "} {
+	// Mislabelled exports: the bytes, not the header, say which format it is.
+	pkcs8AsRSA := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: der}))
+	pkcs1AsPKCS8 := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	for name, text := range map[string]string{
+		"pkcs1": pkcs1, "pkcs8": pkcs8, "pkcs8-padded": "\n\n  " + pkcs8 + "\n  ",
+		"pkcs8-labelled-rsa": pkcs8AsRSA, "pkcs1-labelled-pkcs8": pkcs1AsPKCS8,
+	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t)
 			resp := h.mustWrite("signing-key", map[string]interface{}{"private_key": text})
@@ -313,12 +319,3 @@ func (h *harness) wantSignedBy(fp interface{}) {
 		h.t.Fatalf("signature does not verify with %s", fp)
 	}
 }
-
-// failingStorage fails the n-th write (Put or Delete) from now on, once.
-// TestSigningKeyInterruptedHandover: a promote or rollback that fails at
-// any of its writes leaves a state that reads as before or after it, signs
-// with one of the two keys, and is finished by a retry.
-// TestSigningKeyConcurrentWrites: of many simultaneous generates into one
-// slot, exactly one lands and the others are refused.
-// TestSigningKeyInvalidate: a node that cached the keys signs with the new
-// one once Vault invalidates the entry another node wrote.

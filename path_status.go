@@ -2,6 +2,7 @@ package wetix
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ func pathStatus(b *backend) *framework.Path {
 				Callback: b.pathStatusRead,
 				Summary:  "Health of the mount's WeTix credential, without any secret.",
 				Responses: map[int][]framework.Response{
-					200: {{Description: "OK", Fields: statusFields}},
+					200: {{Description: "OK", Fields: statusReadFields()}},
 				},
 			},
 		},
@@ -38,7 +39,9 @@ access token and the refresh token expire, when and by which grant the last
 refresh ran, how many refreshes and failures there were, the last error, and
 whether a refresh is due. "healthy" sums it up and "advice" says what to do
 when it is false. The history is kept in storage, so every node of an HA
-cluster reports the same.
+cluster reports the same. signing_key_fingerprint and
+next_signing_key_fingerprint show which key signs and which one waits for
+WeTix (see signing-key/next); each is empty when there is none.
 `
 
 var statusFields = map[string]*framework.FieldSchema{
@@ -62,8 +65,36 @@ var statusFields = map[string]*framework.FieldSchema{
 	"last_error_at":             {Type: framework.TypeTime, Description: "When the last error happened."},
 }
 
+// signingStatusFields are status's, not rotate's (which answers with the
+// token status only): a key handover is the operator's other moving part.
+var signingStatusFields = map[string]*framework.FieldSchema{
+	"signing_key_fingerprint":      {Type: framework.TypeString, Description: "Fingerprint of the key that signs (as in vault read <mount>/signing-key); empty when there is none, and sign is refused."},
+	"next_signing_key_fingerprint": {Type: framework.TypeString, Description: "Fingerprint of the key waiting in signing-key/next for WeTix to switch, to be promoted then; empty when none waits."},
+}
+
+func statusReadFields() map[string]*framework.FieldSchema {
+	fields := maps.Clone(statusFields)
+	maps.Copy(fields, signingStatusFields)
+	return fields
+}
+
 func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	return b.statusResponse(ctx, req.Storage)
+	resp, err := b.statusResponse(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := b.signing.keys(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	resp.Data["signing_key_fingerprint"], resp.Data["next_signing_key_fingerprint"] = "", ""
+	if keys.current != nil {
+		resp.Data["signing_key_fingerprint"] = keys.current.fingerprint
+	}
+	if keys.next != nil {
+		resp.Data["next_signing_key_fingerprint"] = keys.next.fingerprint
+	}
+	return resp, nil
 }
 
 func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (*logical.Response, error) {

@@ -87,3 +87,36 @@ func TestStatusReportsLifecycleWithoutSecrets(t *testing.T) {
 		t.Fatalf("status after recovery: %v", st)
 	}
 }
+
+// TestStatusShowsSigningKeys: status names the key that signs and the one
+// waiting for WeTix through the handover, before config too, and never
+// shows key material.
+func TestStatusShowsSigningKeys(t *testing.T) {
+	h := newHarness(t)
+	want := func(step, signing, next string) {
+		t.Helper()
+		st := h.status()
+		if st["signing_key_fingerprint"] != signing || st["next_signing_key_fingerprint"] != next {
+			t.Fatalf("%s: status shows signing %q, next %q; want %q, %q", step, st["signing_key_fingerprint"], st["next_signing_key_fingerprint"], signing, next)
+		}
+		raw, _ := json.Marshal(st)
+		if strings.Contains(string(raw), "PRIVATE") || strings.Contains(string(raw), "PUBLIC KEY") {
+			t.Fatalf("%s: status carries key material: %s", step, raw)
+		}
+	}
+	want("no key", "", "")
+	a := h.mustWrite("signing-key", nil).Data["fingerprint"].(string)
+	want("generated, before config", a, "")
+	h.configure(nil)
+	b := h.mustWrite("signing-key/next", nil).Data["fingerprint"].(string)
+	want("next written", a, b)
+	h.mustWrite("signing-key/promote", nil)
+	want("promoted", b, "")
+	h.mustWrite("signing-key/rollback", nil)
+	want("rolled back", a, b)
+	h.request(logical.DeleteOperation, "signing-key", nil)
+	want("signing key deleted", "", b)
+	if rot := h.mustWrite("rotate", nil).Data; rot["signing_key_fingerprint"] != nil {
+		t.Errorf("rotate answers with the signing fields too: %v", rot)
+	}
+}

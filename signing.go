@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// signingStore owns the signing key entries: nothing else reads or writes
-// them. Signs read a cached, immutable snapshot without locking; writes are
+// signingStore owns the signing keys' entry: nothing else reads or writes
+// it. Signs read a cached, immutable snapshot without locking; writes are
 // serialised by mu, decide on a fresh read of storage, and drop the cache.
 //
 // The handover is two-step because WeTix holds one public key per client and
@@ -20,19 +20,16 @@ import (
 // old key as previous, so that rollback can undo a promotion that came too
 // early (WeTix had not switched yet): rollback is the exact inverse.
 //
-// Each step writes several entries; the order is chosen so that an
-// interruption at any point leaves a state that reads as either the old or
-// the new one. A next or previous entry equal to the current key is the
-// leftover of such an interruption and is ignored (and overwritten by the
-// next write).
+// Every step is one write of the single entry (signing_store.go), so an
+// interrupted step reads as not done, and running it again does it.
 type signingStore struct {
 	mu    sync.Mutex
 	cache entryCache[signingKeys]
 	now   func() time.Time
 }
 
-// signingKeys is one consistent view of the three entries; nil fields are
-// absent keys. It is never modified once built.
+// signingKeys is one consistent view of the three slots; nil fields are
+// empty slots. It is never modified once built.
 type signingKeys struct {
 	current, next, previous *signingKey
 }
@@ -54,7 +51,7 @@ func (s *signingStore) keys(ctx context.Context, storage logical.Storage) (*sign
 		return k, nil
 	}
 	since := s.cache.begin()
-	k, err := loadSigningKeys(ctx, storage)
+	k, err := readSigningKeys(ctx, storage)
 	if err != nil {
 		return nil, err
 	}
@@ -72,27 +69,17 @@ func (s *signingStore) invalidate(storageKey string) {
 
 func (s *signingStore) dropCache() { s.cache.set(nil) }
 
-func loadSigningKeys(ctx context.Context, storage logical.Storage) (*signingKeys, error) {
-	var k signingKeys
-	var err error
-	if k.current, err = readSigningKey(ctx, storage, signingCurrentStoragePath); err != nil {
-		return nil, err
-	}
-	if k.next, err = readSigningKey(ctx, storage, signingNextStoragePath); err != nil {
-		return nil, err
-	}
-	if k.previous, err = readSigningKey(ctx, storage, signingPreviousStoragePath); err != nil {
-		return nil, err
-	}
-	if k.current != nil {
-		if k.next != nil && k.next.fingerprint == k.current.fingerprint {
-			k.next = nil
+// stored is the entry a write starts from: copies of the slots' entries,
+// to be changed and written back whole.
+func (k *signingKeys) stored() signingKeysEntry {
+	entryOf := func(key *signingKey) *signingKeyEntry {
+		if key == nil {
+			return nil
 		}
-		if k.previous != nil && k.previous.fingerprint == k.current.fingerprint {
-			k.previous = nil
-		}
+		e := key.entry
+		return &e
 	}
-	return &k, nil
+	return signingKeysEntry{Current: entryOf(k.current), Next: entryOf(k.next), Previous: entryOf(k.previous)}
 }
 
 // signer returns the key that signs now.
@@ -122,22 +109,25 @@ func (e slotTakenError) Error() string {
 func (s *signingStore) put(ctx context.Context, storage logical.Storage, slot keySlot, e signingKeyEntry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, err := loadSigningKeys(ctx, storage)
+	k, err := readSigningKeys(ctx, storage)
 	if err != nil {
 		return err
 	}
-	path := signingNextStoragePath
+	stored := k.stored()
 	if slot == slotCurrent {
 		if k.current != nil {
 			return slotTakenError{slot}
 		}
 		e.PromotedAt = s.now().UTC()
-		path = signingCurrentStoragePath
-	} else if k.next != nil {
-		return slotTakenError{slot}
+		stored.Current = &e
+	} else {
+		if k.next != nil {
+			return slotTakenError{slot}
+		}
+		stored.Next = &e
 	}
 	defer s.dropCache()
-	return writeSigningKey(ctx, storage, path, e)
+	return writeSigningKeys(ctx, storage, stored)
 }
 
 // remove deletes the slot's key. Deleting the signing key deletes the
@@ -146,20 +136,24 @@ func (s *signingStore) put(ctx context.Context, storage logical.Storage, slot ke
 func (s *signingStore) remove(ctx context.Context, storage logical.Storage, slot keySlot) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, err := loadSigningKeys(ctx, storage)
+	k, err := readSigningKeys(ctx, storage)
 	if err != nil {
 		return false, err
 	}
-	defer s.dropCache()
+	stored := k.stored()
 	if slot == slotNext {
-		return k.next != nil, storage.Delete(ctx, signingNextStoragePath)
+		if k.next == nil {
+			return false, nil
+		}
+		stored.Next = nil
+	} else {
+		if k.current == nil && k.previous == nil {
+			return false, nil
+		}
+		stored.Current, stored.Previous = nil, nil
 	}
-	// Previous first: if the second delete fails, the key that signs is
-	// still there and a retry finishes the job.
-	if err := storage.Delete(ctx, signingPreviousStoragePath); err != nil {
-		return false, err
-	}
-	return k.current != nil || k.previous != nil, storage.Delete(ctx, signingCurrentStoragePath)
+	defer s.dropCache()
+	return true, writeSigningKeys(ctx, storage, stored)
 }
 
 // promote makes the next key the signing key and keeps the old one as
@@ -167,29 +161,24 @@ func (s *signingStore) remove(ctx context.Context, storage logical.Storage, slot
 func (s *signingStore) promote(ctx context.Context, storage logical.Storage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, err := loadSigningKeys(ctx, storage)
+	k, err := readSigningKeys(ctx, storage)
 	if err != nil {
 		return err
 	}
 	if k.next == nil {
 		return errNoNextKey
 	}
-	defer s.dropCache()
 	now := s.now().UTC()
-	// Order matters, see signingStore: previous, then current, then next.
+	var retired *signingKeyEntry
 	if k.current != nil {
 		old := k.current.entry
 		old.RetiredAt = now
-		if err := writeSigningKey(ctx, storage, signingPreviousStoragePath, old); err != nil {
-			return err
-		}
+		retired = &old
 	}
 	promoted := k.next.entry
 	promoted.PromotedAt = now
-	if err := writeSigningKey(ctx, storage, signingCurrentStoragePath, promoted); err != nil {
-		return err
-	}
-	return storage.Delete(ctx, signingNextStoragePath)
+	defer s.dropCache()
+	return writeSigningKeys(ctx, storage, signingKeysEntry{Current: &promoted, Previous: retired})
 }
 
 var (
@@ -202,7 +191,7 @@ var (
 func (s *signingStore) rollback(ctx context.Context, storage logical.Storage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, err := loadSigningKeys(ctx, storage)
+	k, err := readSigningKeys(ctx, storage)
 	if err != nil {
 		return err
 	}
@@ -212,18 +201,11 @@ func (s *signingStore) rollback(ctx context.Context, storage logical.Storage) er
 	case k.next != nil:
 		return errNextWaiting
 	}
-	defer s.dropCache()
-	// Next, then current, then previous: the inverse of promote's order.
 	demoted := k.current.entry
 	demoted.PromotedAt = time.Time{}
-	if err := writeSigningKey(ctx, storage, signingNextStoragePath, demoted); err != nil {
-		return err
-	}
 	restored := k.previous.entry
 	restored.RetiredAt = time.Time{}
 	restored.PromotedAt = s.now().UTC()
-	if err := writeSigningKey(ctx, storage, signingCurrentStoragePath, restored); err != nil {
-		return err
-	}
-	return storage.Delete(ctx, signingPreviousStoragePath)
+	defer s.dropCache()
+	return writeSigningKeys(ctx, storage, signingKeysEntry{Current: &restored, Next: &demoted})
 }

@@ -109,13 +109,8 @@ func parseImportedKey(pemText string, now time.Time) (signingKeyEntry, error) {
 	if _, encrypted := block.Headers["Proc-Type"]; encrypted || block.Type == "ENCRYPTED PRIVATE KEY" {
 		return signingKeyEntry{}, errors.New("private_key is encrypted with a passphrase; decrypt it first (openssl pkey -in key.pem -out plain.pem) and import plain.pem")
 	}
-	var parsed any
-	var err error
 	switch block.Type {
-	case "RSA PRIVATE KEY":
-		parsed, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "PRIVATE KEY":
-		parsed, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY", "PRIVATE KEY":
 	case "EC PRIVATE KEY":
 		return signingKeyEntry{}, errors.New("private_key is an EC key; WeTix signatures need an RSA key (or generate one: vault write -f <mount>/signing-key)")
 	case "PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE":
@@ -123,9 +118,9 @@ func parseImportedKey(pemText string, now time.Time) (signingKeyEntry, error) {
 	default:
 		return signingKeyEntry{}, fmt.Errorf(`private_key is a PEM %q block; give "PRIVATE KEY" (PKCS#8) or "RSA PRIVATE KEY" (PKCS#1)`, block.Type)
 	}
+	parsed, err := parsePrivateDER(block.Bytes)
 	if err != nil {
-		// The parser's message names ASN.1 structures, not key bytes.
-		return signingKeyEntry{}, fmt.Errorf("private_key does not parse as %s: %v", block.Type, err)
+		return signingKeyEntry{}, err
 	}
 	var key *rsa.PrivateKey
 	switch k := parsed.(type) {
@@ -149,12 +144,40 @@ func parseImportedKey(pemText string, now time.Time) (signingKeyEntry, error) {
 	return entryFor(key, keySourceImported, now)
 }
 
+// parsePrivateDER reads a private key whatever its PEM label says: a PKCS#8
+// key labelled "RSA PRIVATE KEY" (or the reverse) is a common export
+// mix-up, and the bytes say which it is. Its errors say what the bytes are
+// and what to do; the parsers' own messages (ASN.1 tags, Go function names)
+// mean nothing to an operator and are dropped.
+func parsePrivateDER(der []byte) (any, error) {
+	if k, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(der); err == nil {
+		return k, nil
+	}
+	if k, err := x509.ParseECPrivateKey(der); err == nil {
+		return k, nil
+	}
+	// The public key's base64 pasted under a private key's header: the
+	// copy/paste mix-up this most often is.
+	if _, err := x509.ParsePKIXPublicKey(der); err == nil {
+		return nil, errPublicGivenAsPrivate
+	}
+	if _, err := x509.ParsePKCS1PublicKey(der); err == nil {
+		return nil, errPublicGivenAsPrivate
+	}
+	return nil, errors.New("private_key does not parse as a PKCS#8 or PKCS#1 private key (truncated or damaged?); check the file with openssl pkey -in key.pem -noout, and if it is another format, convert it: openssl pkey -in key.pem -out plain.pem, then import plain.pem")
+}
+
+var errPublicGivenAsPrivate = errors.New("private_key holds a public key under a private key's header; give the private key (the public key is what you send to WeTix)")
+
 func entryFor(key *rsa.PrivateKey, source string, now time.Time) (signingKeyEntry, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return signingKeyEntry{}, err
 	}
-	e := signingKeyEntry{SchemaVersion: signingKeySchemaVersion, Source: source, CreatedAt: now.UTC()}
+	e := signingKeyEntry{Source: source, CreatedAt: now.UTC()}
 	e.setDER(der)
 	return e, nil
 }

@@ -9,27 +9,42 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// The three key entries. Only signing.go reads or writes them (through the
-// functions below); all three are seal-wrapped (backend.go).
-const (
-	signingCurrentStoragePath  = "signing-key/current"
-	signingNextStoragePath     = "signing-key/next"
-	signingPreviousStoragePath = "signing-key/previous"
-)
+// signingKeysStoragePath holds all three key slots (current, next,
+// previous) in one seal-wrapped entry, so that every step of the handover is
+// a single Put or Delete, which storage applies whole or not at all: no
+// write order of separate entries makes a promote atomic.
+//
+// No migration: v0.1.0 had no signing keys, and the earlier three-entry
+// layout (signing-key/current, /next, /previous) existed only on the
+// unreleased signing branch, so no released plugin ever wrote it.
+//
+// Only the signingStore (signing.go) reads or writes this entry, through the
+// two functions below.
+const signingKeysStoragePath = "signing-keys"
 
-var signingStoragePaths = []string{signingCurrentStoragePath, signingNextStoragePath, signingPreviousStoragePath}
+// signingStoragePaths is read by backend.go: seal-wrapped, and its
+// invalidations reach the store.
+var signingStoragePaths = []string{signingKeysStoragePath}
 
-const signingKeySchemaVersion = 1
+const signingKeysSchema = 1
+
+// signingKeysEntry is the stored form of the three slots; nil is an empty
+// slot.
+type signingKeysEntry struct {
+	SchemaVersion int              `json:"schema_version"`
+	Current       *signingKeyEntry `json:"current,omitempty"`
+	Next          *signingKeyEntry `json:"next,omitempty"`
+	Previous      *signingKeyEntry `json:"previous,omitempty"`
+}
 
 // signingKeyEntry is one stored key. The private key is PKCS#8 DER in
 // base64; it never leaves this entry except to sign.
 type signingKeyEntry struct {
-	SchemaVersion int       `json:"schema_version"`
-	PrivateKey    string    `json:"private_key_pkcs8"`
-	Source        string    `json:"source"`
-	CreatedAt     time.Time `json:"created_at,omitzero"`
+	PrivateKey string    `json:"private_key_pkcs8"`
+	Source     string    `json:"source"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
 	// PromotedAt is when the key became the signing key (current or
-	// previous entries); RetiredAt when it stopped (previous entry).
+	// previous slot); RetiredAt when it stopped (previous slot).
 	PromotedAt time.Time `json:"promoted_at,omitzero"`
 	RetiredAt  time.Time `json:"retired_at,omitzero"`
 }
@@ -44,32 +59,51 @@ func (e *signingKeyEntry) der() ([]byte, error) {
 
 func (e *signingKeyEntry) setDER(der []byte) { e.PrivateKey = base64.StdEncoding.EncodeToString(der) }
 
-func readSigningKey(ctx context.Context, storage logical.Storage, path string) (*signingKey, error) {
-	raw, err := storage.Get(ctx, path)
+// readSigningKeys parses the entry; a missing entry is three empty slots.
+func readSigningKeys(ctx context.Context, storage logical.Storage) (*signingKeys, error) {
+	raw, err := storage.Get(ctx, signingKeysStoragePath)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, fmt.Errorf("reading %s: %w", signingKeysStoragePath, err)
 	}
+	k := &signingKeys{}
 	if raw == nil {
-		return nil, nil
+		return k, nil
 	}
-	var e signingKeyEntry
+	var e signingKeysEntry
 	if err := raw.DecodeJSON(&e); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
+		return nil, fmt.Errorf("decoding %s: %w", signingKeysStoragePath, err)
 	}
-	switch {
-	case e.SchemaVersion > signingKeySchemaVersion:
-		return nil, checkSchema(path+" entry", e.SchemaVersion, signingKeySchemaVersion)
-	case e.SchemaVersion < 1:
+	if err := checkSchema(signingKeysStoragePath+" entry", e.SchemaVersion, signingKeysSchema); err != nil {
+		return nil, err
+	}
+	if e.SchemaVersion < 1 {
 		// v0.1.0 had no signing keys, so there is no older layout to upgrade.
-		return nil, fmt.Errorf("%s has no schema_version; it was not written by this plugin", path)
+		return nil, fmt.Errorf("%s has no schema_version; it was not written by this plugin", signingKeysStoragePath)
 	}
-	return newSigningKey(e)
+	for _, s := range []struct {
+		from *signingKeyEntry
+		to   **signingKey
+	}{{e.Current, &k.current}, {e.Next, &k.next}, {e.Previous, &k.previous}} {
+		if s.from == nil {
+			continue
+		}
+		if *s.to, err = newSigningKey(*s.from); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
 }
 
-func writeSigningKey(ctx context.Context, storage logical.Storage, path string, e signingKeyEntry) error {
-	entry, err := logical.StorageEntryJSON(path, e)
+// writeSigningKeys stores the three slots in one operation; with all three
+// empty it deletes the entry, so no key material is left behind.
+func writeSigningKeys(ctx context.Context, storage logical.Storage, e signingKeysEntry) error {
+	if e.Current == nil && e.Next == nil && e.Previous == nil {
+		return storage.Delete(ctx, signingKeysStoragePath)
+	}
+	e.SchemaVersion = signingKeysSchema
+	entry, err := logical.StorageEntryJSON(signingKeysStoragePath, e)
 	if err != nil {
-		return fmt.Errorf("encoding %s: %w", path, err)
+		return fmt.Errorf("encoding %s: %w", signingKeysStoragePath, err)
 	}
 	return storage.Put(ctx, entry)
 }

@@ -1,7 +1,7 @@
 package acceptance
 
-// Review of the signing feature (issue 10), through a real Vault; see
-// /work/notes/review-signing.md.
+// Tests from the review of the signing feature (issue 10,
+// /work/notes/review-signing.md), through a real Vault.
 
 import (
 	"bytes"
@@ -21,18 +21,17 @@ import (
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
 )
 
-// TestReviewObjectIntegralFloatSignedAsInteger
+// TestSigningObjectIntegralFloatRefused (review finding 4)
 // Scenario: an app (Python: json.dumps({"price": 12.0}) writes 12.0) sends
-// its input as a JSON object in the request body, as the README allows, with
-// a whole number written with a fraction: "price": 12.0. Vault's plugin hop
-// turns it into float64 12, and the engine signs "price":12. The app sends
-// its own text (12.0) to WeTix, which verifies over that text.
-// Expected (README: "takes integers below 2^53 from an object as written and
-// refuses any other number with an error that says to send the input as a
-// string"): either a 400 naming input.tickets[0].price and the fix, or a
-// signature WeTix accepts. Observed: 200 with a signature over other text;
-// WeTix (the emulator) refuses the mutation with INVALID_SIGNATURE.
-func TestReviewObjectIntegralFloatSignedAsInteger(t *testing.T) {
+// its input as a JSON object in the request body, with a whole number
+// written with a fraction or an exponent: "price": 12.0, "quantity": 1e0.
+// Vault's plugin hop turns them into float64 12 and 1; the review saw the
+// engine sign "price":12, while the app sends its own text (12.0) to WeTix,
+// which refused the mutation with INVALID_SIGNATURE.
+// Expected: a 400 naming the number's path and the fix (send input as a
+// JSON string), and the same input sent as a string is signed and accepted
+// by WeTix (the emulator).
+func TestSigningObjectIntegralFloatRefused(t *testing.T) {
 	vaulttest.RequireLong(t)
 	s, emu := setup(t, wetixtest.Options{}, nil)
 	gen, err := s.Client.Logical().Write("wetix/signing-key", nil)
@@ -42,9 +41,9 @@ func TestReviewObjectIntegralFloatSignedAsInteger(t *testing.T) {
 	sendPublicKeyToWeTix(t, emu, gen.Data["public_key"].(string))
 	token, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 
-	for _, input := range []string{
-		`{"referenceId":"r-1","tickets":[{"key":"k","quantity":1,"price":12.0}]}`,
-		`{"referenceId":"r-2","tickets":[{"key":"k","quantity":1e0}]}`,
+	for input, path := range map[string]string{
+		`{"referenceId":"r-1","tickets":[{"key":"k","quantity":1,"price":12.0}]}`: "input.tickets[0].price",
+		`{"referenceId":"r-2","tickets":[{"key":"k","quantity":1e0}]}`:            "input.tickets[0].quantity",
 	} {
 		body := []byte(`{"mutation":"createMovieOrder","input":` + input + `}`)
 		req, _ := http.NewRequest(http.MethodPost, s.Addr+"/v1/wetix/sign", bytes.NewReader(body))
@@ -55,22 +54,22 @@ func TestReviewObjectIntegralFloatSignedAsInteger(t *testing.T) {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusBadRequest {
-			continue // refused: the app learns to send a string
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), path) || !strings.Contains(string(raw), "Send input as a JSON string") {
+			t.Errorf("object input %s: %d %s; want 400 naming %s and saying to send input as a JSON string", input, resp.StatusCode, raw, path)
 		}
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("sign %s: %d %s", input, resp.StatusCode, raw)
+
+		// The fix the error names works: the same input as a string.
+		sec, err := s.Client.Logical().Write("wetix/sign", map[string]interface{}{"mutation": "createMovieOrder", "input": input})
+		if err != nil {
+			t.Fatal(err)
 		}
-		var sec struct {
-			Data json.RawMessage `json:"data"`
-		}
-		mustJSON(t, raw, &sec)
-		res, err := wetixtest.SendMutation(context.Background(), http.DefaultClient, emu.URL(), token, "createMovieOrder", json.RawMessage(input), sec.Data)
+		sig, _ := json.Marshal(sec.Data)
+		res, err := wetixtest.SendMutation(context.Background(), http.DefaultClient, emu.URL(), token, "createMovieOrder", json.RawMessage(input), sig)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Code() != "" {
-			t.Errorf("input %s: Vault signed it (200) but WeTix refuses the app's mutation: %+v", input, res.Errors)
+			t.Errorf("input %s sent as a string: WeTix refuses the app's mutation: %+v", input, res.Errors)
 		}
 	}
 }

@@ -127,9 +127,10 @@ func TestSigningEndToEnd(t *testing.T) {
 	}
 	wantAccepted(t, "API sign, string input", emu, token, "createMovieOrder", orderJSON, signatureArg(t, resp.Data))
 
-	// API, input as a JSON object with integers only: what reaches the
-	// plugin is equal, and WeTix accepts the app's own serialisation.
-	obj := map[string]interface{}{"referenceId": "r-2", "tickets": []interface{}{map[string]interface{}{"key": "k", "quantity": 3}}, "promoCode": nil}
+	// API, input as a JSON object without numbers: what reaches the plugin
+	// is equal, and WeTix accepts the app's own serialisation. (An object
+	// holding a number is refused: TestSigningObjectNumbersThroughVault.)
+	obj := map[string]interface{}{"referenceId": "r-2", "orderId": "o-9", "tickets": []interface{}{map[string]interface{}{"key": "k"}}, "promoCode": nil}
 	resp, err = s.Client.Logical().Write("wetix/sign", map[string]interface{}{"mutation": "confirmMovieOrder", "input": obj})
 	if err != nil {
 		t.Fatal(err)
@@ -165,8 +166,8 @@ func TestSigningEndToEnd(t *testing.T) {
 
 // TestSigningObjectNumbersThroughVault pins what Vault does to a JSON
 // object's numbers on the way to an external plugin: they arrive as
-// float64, so a fractional one cannot keep its text and is refused with the
-// fix, while the same input as a string signs.
+// float64 with their text lost, so an object input holding a number is
+// refused with the fix (send a string).
 func TestSigningObjectNumbersThroughVault(t *testing.T) {
 	vaulttest.RequireLong(t)
 	s, _ := setup(t, wetixtest.Options{}, nil)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,15 +16,11 @@ import (
 // deep; the bound keeps a hostile input from exhausting the stack.
 const MaxDepth = 64
 
-// maxExactFloat is the largest integer every float64 below it represents
-// exactly (2^53).
-const maxExactFloat = 1 << 53
-
 var (
 	// ErrNotObject: the input argument of a mutation is always an object.
 	ErrNotObject = errors.New("input must be a JSON object, like {\"referenceId\":\"123\",...}")
-	// ErrInexactNumber: a number reached us as a float64 whose original text
-	// cannot be known. See CanonicalizeValue.
+	// ErrInexactNumber: an already-decoded input holds a number, whose
+	// original text cannot be known. See CanonicalizeValue.
 	ErrInexactNumber = errors.New("a number in input arrived as a floating-point value whose exact text is lost")
 )
 
@@ -241,15 +236,17 @@ func hex4(b []byte, at int) (rune, bool) {
 
 // CanonicalizeValue is Canonicalize for an input that was already decoded
 // into Go values, as Vault hands a JSON object in a request body to a
-// plugin: map[string]any, []any, string, bool, nil, json.Number, float64 and
-// Go integers.
+// plugin: map[string]any, []any, string, bool and nil.
 //
-// A json.Number keeps its exact text. A float64 has lost its text: Vault's
-// plugin protocol re-decodes request data without UseNumber. An integral
-// float64 of magnitude below 2^53 is written as the integer (1.0 and 1 are
-// the same float, so this assumes the app wrote 1); any other float64 is
-// refused with ErrInexactNumber, because guessing "1.5" for an app that
-// sends "1.50" would produce a signature WeTix rejects.
+// Every number is refused with ErrInexactNumber, naming its path. Vault's
+// plugin protocol re-decodes request data without UseNumber, so a number
+// reaches the plugin as a float64 whose text is lost: 12.0, 1e0 and 1.50
+// arrive as 12, 1 and 1.5, and the app sends its own text to WeTix, which
+// verifies over that text. No guess is safe (writing 12 for an app that
+// sent 12.0 yields a signature WeTix rejects, with no warning to the app),
+// so the app must send such input as a JSON string (Canonicalize). A
+// json.Number or a Go integer is refused the same way, so the answer does
+// not depend on how the object was decoded.
 func CanonicalizeValue(v any) ([]byte, error) {
 	if _, ok := v.(map[string]any); !ok {
 		return nil, ErrNotObject
@@ -257,13 +254,22 @@ func CanonicalizeValue(v any) ([]byte, error) {
 	return appendValue(nil, v, "input", 1)
 }
 
+// appendValue counts depth as readObject and readValue do: an object or an
+// array is a level, a scalar inside it is not, so a string and an object
+// holding the same input meet the same limit.
 func appendValue(out []byte, v any, path string, depth int) ([]byte, error) {
-	if depth > MaxDepth {
-		return nil, fmt.Errorf("input is nested deeper than %d levels", MaxDepth)
+	deeper := func() error {
+		if depth > MaxDepth {
+			return fmt.Errorf("input is nested deeper than %d levels", MaxDepth)
+		}
+		return nil
 	}
 	var err error
 	switch t := v.(type) {
 	case map[string]any:
+		if err := deeper(); err != nil {
+			return nil, err
+		}
 		keys := make([]string, 0, len(t))
 		for k := range t {
 			if !utf8.ValidString(k) {
@@ -285,6 +291,9 @@ func appendValue(out []byte, v any, path string, depth int) ([]byte, error) {
 		}
 		return append(out, '}'), nil
 	case []any:
+		if err := deeper(); err != nil {
+			return nil, err
+		}
 		out = append(out, '[')
 		for i, e := range t {
 			if i > 0 {
@@ -304,66 +313,8 @@ func appendValue(out []byte, v any, path string, depth int) ([]byte, error) {
 		return strconv.AppendBool(out, t), nil
 	case nil:
 		return append(out, "null"...), nil
-	case json.Number:
-		if !validNumber(string(t)) {
-			return nil, fmt.Errorf("%s: %q is not a JSON number", path, string(t))
-		}
-		return append(out, t...), nil
-	case float64:
-		if t != math.Trunc(t) || math.Abs(t) >= maxExactFloat {
-			return nil, fmt.Errorf("%s: %w", path, ErrInexactNumber)
-		}
-		return strconv.AppendInt(out, int64(t), 10), nil
-	case int:
-		return strconv.AppendInt(out, int64(t), 10), nil
-	case int64:
-		return strconv.AppendInt(out, t, 10), nil
-	case int32:
-		return strconv.AppendInt(out, int64(t), 10), nil
-	case uint64:
-		return strconv.AppendUint(out, t, 10), nil
+	case float64, float32, json.Number, int, int64, int32, uint64:
+		return nil, fmt.Errorf("%s: %w", path, ErrInexactNumber)
 	}
 	return nil, fmt.Errorf("%s has a value of type %T, which JSON cannot hold", path, v)
-}
-
-// validNumber is the JSON number grammar (RFC 8259 section 6).
-func validNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		d := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return false
-		}
-	}
-	return i == len(s)
 }

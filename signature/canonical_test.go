@@ -115,9 +115,11 @@ func TestCanonicalizeAccepts(t *testing.T) {
 	}
 }
 
-// TestCanonicalizeValueMatchesText: a JSON object decoded with UseNumber and
-// canonicalized as values gives the same bytes as canonicalizing its text.
+// TestCanonicalizeValueMatchesText: a JSON object without numbers,
+// decoded and canonicalized as values, gives the same bytes as
+// canonicalizing its text; one with a number is refused, naming it.
 func TestCanonicalizeValueMatchesText(t *testing.T) {
+	matched := 0
 	for _, v := range signaturetest.Vectors(t) {
 		dec := json.NewDecoder(strings.NewReader(v.Input))
 		dec.UseNumber()
@@ -126,36 +128,88 @@ func TestCanonicalizeValueMatchesText(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := CanonicalizeValue(m)
+		if hasNumber(m) {
+			if !errors.Is(err, ErrInexactNumber) {
+				t.Errorf("%s holds a number: CanonicalizeValue = %s, %v; want ErrInexactNumber", v.Name, got, err)
+			}
+			continue
+		}
+		matched++
 		if err != nil || string(got) != v.Canonical {
 			t.Errorf("%s: CanonicalizeValue = %s, %v; want %s", v.Name, got, err, v.Canonical)
 		}
 	}
+	if matched < 3 {
+		t.Fatalf("only %d vectors without numbers; the test proves little", matched)
+	}
 }
 
-// TestCanonicalizeValueFloats: what arrives as float64 (through Vault's
-// plugin protocol) is written as an integer when that is exact, and refused
-// otherwise.
-func TestCanonicalizeValueFloats(t *testing.T) {
-	got, err := CanonicalizeValue(map[string]any{"q": float64(1), "n": float64(-9007199254740991), "z": float64(0)})
-	if err != nil || string(got) != `{"n":-9007199254740991,"q":1,"z":0}` {
-		t.Fatalf("got %s, %v", got, err)
-	}
-	for _, f := range []float64{1.5, 0.1, 1 << 53, -(1 << 53), 1e300} {
-		_, err := CanonicalizeValue(map[string]any{"x": []any{map[string]any{"price": f}}})
-		if !errors.Is(err, ErrInexactNumber) || !strings.Contains(err.Error(), "input.x[0].price") {
-			t.Errorf("%v: err = %v; want ErrInexactNumber naming input.x[0].price", f, err)
+func hasNumber(v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		for _, e := range t {
+			if hasNumber(e) {
+				return true
+			}
 		}
+	case []any:
+		for _, e := range t {
+			if hasNumber(e) {
+				return true
+			}
+		}
+	case json.Number:
+		return true
+	}
+	return false
+}
+
+// TestCanonicalizeValueNumbers: every number in an already-decoded input is
+// refused, whatever its Go type, integral floats included (12.0 and 1e0
+// arrive from Vault as 12 and 1, and signing "12" would not match the app's
+// text), with the number's path.
+func TestCanonicalizeValueNumbers(t *testing.T) {
+	for _, n := range []any{float64(12), float64(1), float64(0), 1.5, float64(-9007199254740991), 1e300, json.Number("1"), json.Number("1.50"), 1, int64(1), uint64(1), float32(1)} {
+		_, err := CanonicalizeValue(map[string]any{"x": []any{map[string]any{"price": n}}})
+		if !errors.Is(err, ErrInexactNumber) || !strings.Contains(err.Error(), "input.x[0].price") {
+			t.Errorf("%T %v: err = %v; want ErrInexactNumber naming input.x[0].price", n, n, err)
+		}
+	}
+	got, err := CanonicalizeValue(map[string]any{"b": []any{"1", true, nil}, "a": map[string]any{}})
+	if err != nil || string(got) != `{"a":{},"b":["1",true,null]}` {
+		t.Fatalf("an object without numbers: %s, %v", got, err)
 	}
 	for _, bad := range []any{[]any{}, "x", nil, json.Number("1")} {
 		if _, err := CanonicalizeValue(bad); !errors.Is(err, ErrNotObject) {
 			t.Errorf("%#v: err = %v", bad, err)
 		}
 	}
-	if _, err := CanonicalizeValue(map[string]any{"a": json.Number("1.2.3")}); err == nil {
-		t.Error("an invalid json.Number was accepted")
-	}
 	if _, err := CanonicalizeValue(map[string]any{"a": struct{}{}}); err == nil {
 		t.Error("a struct was accepted")
+	}
+}
+
+// TestCanonicalizeDepthSameForBothForms: a string and an already-decoded
+// object holding the same input meet the same depth limit, for objects and
+// arrays, at the limit and one past it.
+func TestCanonicalizeDepthSameForBothForms(t *testing.T) {
+	for _, levels := range []int{MaxDepth, MaxDepth + 1} {
+		objects := strings.Repeat(`{"a":`, levels) + `"x"` + strings.Repeat("}", levels)
+		arrays := `{"a":` + strings.Repeat("[", levels-1) + `"x"` + strings.Repeat("]", levels-1) + "}"
+		for name, text := range map[string]string{"objects": objects, "arrays": arrays} {
+			_, errText := Canonicalize([]byte(text))
+			var v any
+			if err := json.Unmarshal([]byte(text), &v); err != nil {
+				t.Fatal(err)
+			}
+			_, errValue := CanonicalizeValue(v)
+			if (errText == nil) != (errValue == nil) {
+				t.Errorf("%s, %d levels: as a string err=%v, as an object err=%v", name, levels, errText, errValue)
+			}
+			if wantErr := levels > MaxDepth; (errText != nil) != wantErr {
+				t.Errorf("%s, %d levels: err=%v; want refused=%v", name, levels, errText, wantErr)
+			}
+		}
 	}
 }
 
