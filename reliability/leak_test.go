@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/internal/vaulttest"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature/signaturetest"
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
 )
 
@@ -258,6 +260,37 @@ func TestSecretLeaks(t *testing.T) {
 	x.read("status after a 200 echo page", echoMount+"/status")
 	x.checkCollected(1)
 
+	// The signing key and the orders it signs: the private key (as imported,
+	// and in the PKCS#8 form the plugin stores) and the customer data in an
+	// order must appear nowhere either.
+	keyPEM, key := signaturetest.Key(t)
+	for _, line := range strings.Split(strings.TrimSpace(keyPEM), "\n") {
+		if !strings.HasPrefix(line, "-----") {
+			w.secrets.add("private key (a PEM line)", line)
+		}
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := base64.StdEncoding.EncodeToString(pkcs8)
+	for i := 0; i+64 <= len(stored); i += 64 {
+		w.secrets.add("private key (stored form)", stored[i:i+64])
+	}
+	const email, phone = "leak.customer.7q2@example.com", "60197351135"
+	w.secrets.add("customer email", email)
+	w.secrets.add("customer phone", phone)
+	order := `{"sessionKey":"s1","customer":{"email":"` + email + `","phoneNo":"` + phone + `","countryCode":"60"},"tickets":[{"key":"k","quantity":1}]}`
+	w.mustWrite("signing key import", mount+"/signing-key", map[string]interface{}{"private_key": keyPEM})
+	w.mustRead("signing key read", mount+"/signing-key")
+	w.mustWrite("sign", mount+"/sign", map[string]interface{}{"mutation": "createMovieOrder", "input": order})
+	_ = w.write("sign with bad input", mount+"/sign", map[string]interface{}{"mutation": "createMovieOrder", "input": order[:len(order)-3]})
+	_ = w.write("signing key import over a key", mount+"/signing-key", map[string]interface{}{"private_key": keyPEM})
+	w.mustWrite("next key", mount+"/signing-key/next", nil)
+	w.mustWrite("promote", mount+"/signing-key/promote", nil)
+	w.mustWrite("sign after promote", mount+"/sign", map[string]interface{}{"mutation": "confirmMovieOrder", "input": order})
+	w.mustRead("status with signing keys", mount+"/status")
+
 	time.Sleep(time.Second) // let the plugin's last log lines reach the server log
 	serverLog := srv.Log()
 	auditLog, err := os.ReadFile(auditPath)
@@ -279,7 +312,7 @@ func TestSecretLeaks(t *testing.T) {
 				found += s.sc.secrets.scan(t, "an API answer", txt)
 			}
 			var parts []string
-			for _, k := range []string{"client secret", "refresh token", "refresh token (seed)", "access token"} {
+			for _, k := range []string{"client secret", "refresh token", "refresh token (seed)", "access token", "private key (a PEM line)", "private key (stored form)", "customer email", "customer phone"} {
 				parts = append(parts, fmt.Sprintf("%d %s", s.sc.secrets.count(k), k))
 			}
 			t.Logf("SUMMARY leaks %s: scanned server log %d lines / %d bytes, audit log %d lines / %d bytes, %d API answers (errors, warnings, status, config); needles: %s (%d strings incl. JWT segments, Basic credentials, 12-char pieces of secrets); found: %d",
