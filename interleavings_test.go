@@ -76,6 +76,7 @@ func TestConfigDeleteRacingTheFirstConfigLoadStaysDeleted(t *testing.T) {
 }
 
 func TestReadJoiningAFailingRotateGetsWhatAPlainReadGets(t *testing.T) {
+	t.Parallel() // waits on real request timeouts; shares nothing
 	h := newHarness(t)
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	old, _ := h.makeDue() // due, but outlives a 1m lease
@@ -161,6 +162,7 @@ func TestInvalidateDuringAFailingRefreshKeepsTheStoredCredential(t *testing.T) {
 }
 
 func TestInvalidateDuringARefreshWhoseAnswerWasLostNeverUnmarksTheSpentToken(t *testing.T) {
+	t.Parallel() // waits on real request timeouts; shares nothing
 	h := newHarness(t)
 	h.configure(map[string]interface{}{"ttl": "1m", "request_timeout": "1s"})
 	_, spent := h.makeDue()

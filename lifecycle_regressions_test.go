@@ -54,6 +54,7 @@ func TestSameSeedWrittenWithNewCredentialsIsNotResent(t *testing.T) {
 // ~80s, past the vault CLI's 60s client timeout). Found in review against
 // 7652135; fixed since by cancelling the flight (lockForConfigChange).
 func TestConfigWriteDoesNotWaitForAHangingRefresh(t *testing.T) {
+	t.Parallel() // waits on real request timeouts; shares nothing
 	h := newHarness(t)
 	h.configure(map[string]interface{}{"ttl": "1m", "request_timeout": "1s"})
 	h.makeDue()
@@ -238,6 +239,7 @@ func TestStaleServeCountSurvivesUnsentRefreshAttempts(t *testing.T) {
 // every config write and discarded the answer, forcing a client-credentials
 // grant.
 func TestTTLOnlyConfigWriteDoesNotDiscardARefreshInFlight(t *testing.T) {
+	t.Parallel() // waits on real request timeouts; shares nothing
 	h := newHarness(t)
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()

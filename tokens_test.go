@@ -64,6 +64,7 @@ func TestConcurrentReadsOfDueTokenMakeOneUpstreamCall(t *testing.T) {
 }
 
 func TestFaultsOnDueRefresh(t *testing.T) {
+	t.Parallel() // waits on real request timeouts; shares nothing
 	type outcome int
 	const (
 		refreshed outcome = iota // a new token, no warning
@@ -181,6 +182,7 @@ func TestFaultsOnDueRefresh(t *testing.T) {
 }
 
 func TestTimeoutOnRefreshFallsBackToClientCredentials(t *testing.T) {
+	t.Parallel() // waits on real request timeouts; shares nothing
 	h := newHarness(t)
 	h.configure(map[string]interface{}{"request_timeout": "1s"})
 	old, oldRefresh := h.makeDue()
@@ -307,6 +309,7 @@ func TestRetryAfterLongerThanCooldownIsHonouredAcrossReads(t *testing.T) {
 }
 
 func TestOutageDoesNotHoldReadsOfAServableToken(t *testing.T) {
+	t.Parallel() // waits on real request timeouts; shares nothing
 	h := newHarness(t)
 	h.configure(map[string]interface{}{"ttl": "1m", "request_timeout": "1s"})
 	old, _ := h.makeDue()
