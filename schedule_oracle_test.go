@@ -1,0 +1,366 @@
+package wetix
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The oracle says what a read, rotate or tick must do given only the current
+// state: the stored config and credential, WeTix's current behaviour and the
+// failure cooldown. It is written from the README's "How it behaves" and
+// issue 9, not from the code.
+
+type outcome string
+
+const (
+	oToken       outcome = "token"
+	oStale       outcome = "token with warning"
+	oRotated     outcome = "rotated"
+	oNotConf     outcome = "not configured"
+	oBadCreds    outcome = "invalid client credentials"
+	oUnavailable outcome = "WeTix unavailable"
+	oTLS         outcome = "certificate not trusted"
+	oStorage     outcome = "storage"
+	oOther       outcome = "other error"
+)
+
+var allFailures = []outcome{oBadCreds, oUnavailable, oTLS, oStorage}
+
+const (
+	// scheduleCooldown is the plugin's failure cooldown, as in production.
+	scheduleCooldown = 5 * time.Second
+	// retryCap is the longest single backoff the schedules allow. Every
+	// Retry-After WeTix sends is longer, so honouring it ends the round at
+	// once (the next call would come sooner than WeTix asked).
+	retryCap = 5 * time.Millisecond
+	// attempts per refresh round; the one-shot faults stay well below it, so
+	// the README's "retried 4 times" and the code's 4 calls agree on them.
+	scheduleAttempts = 4
+	// maxCooldown bounds any cooldown a failure can start (Retry-After 120s).
+	maxCooldown = 125 * time.Second
+)
+
+// triageLegacy (set only by a local triage file) judges by the pre-issue-9
+// due rule, to find the other defects behind defects 7 and 8.
+var triageLegacy bool
+
+// classify names a read's or rotate's answer.
+func classify(resp *logical.Response, err error) (outcome, string) {
+	if err == nil && resp != nil && !resp.IsError() {
+		if _, ok := resp.Data["access_token"]; ok {
+			if len(resp.Warnings) > 0 {
+				return oStale, ""
+			}
+			return oToken, ""
+		}
+		return oRotated, ""
+	}
+	var text string
+	if err != nil {
+		text = err.Error()
+	} else if resp != nil {
+		text = resp.Error().Error()
+	}
+	switch {
+	case strings.Contains(text, "not configured"):
+		return oNotConf, text
+	case strings.Contains(text, errInjectedStorage.Error()) || strings.Contains(text, "storing the WeTix tokens"):
+		return oStorage, text
+	case strings.Contains(text, "rejected the client credentials") || strings.Contains(text, "invalid_client"):
+		return oBadCreds, text
+	// An untrusted certificate is a configuration error: an answer that
+	// calls it an outage ("unavailable, try again later") is the wrong one.
+	case strings.Contains(text, "unavailable") || strings.Contains(text, "could not be reached"):
+		return oUnavailable, text
+	case strings.Contains(text, "certificate"):
+		return oTLS, text
+	}
+	return oOther, text
+}
+
+// leaseMarginOf is the README's margin: 1 minute, or 5% of a short token's life.
+func leaseMarginOf(life time.Duration) time.Duration { return min(time.Minute, life/20) }
+
+// carriesFullLease: a fresh token can carry a whole ttl lease and still
+// leave the 10% window (issue 9, defect 8).
+func carriesFullLease(life, ttl time.Duration) bool {
+	return life-leaseMarginOf(life)-ttl >= life/10
+}
+
+// expirySlack: the plugin may take a token to die up to a second before its
+// exp claim (expires_in counts whole seconds from an instant it cannot know
+// to the second), or exactly at it (no expires_in: the claim itself). Where
+// a rule lands differently on the two, both answers are right.
+var expirySlack = []time.Duration{0, time.Second}
+
+// due: no token; inside the last 10% of its life; too short to lease
+// honestly (under 1 s of lease left); unable to carry a full ttl lease
+// although a fresh one could; or the refresh token near its own end.
+// It returns whether the token is due for every reading of its expiry, and
+// whether for some.
+func due(c credential, ttl time.Duration, now time.Time) (all, some bool) {
+	all = true
+	for _, slack := range expirySlack {
+		d := dueWith(c, ttl, now, slack)
+		all, some = all && d, some || d
+	}
+	return all, some
+}
+
+func dueWith(c credential, ttl time.Duration, now time.Time, slack time.Duration) bool {
+	if c.access == "" {
+		return true
+	}
+	iat, exp, ok := jwtTimes(c.access)
+	if !ok {
+		return true
+	}
+	exp = exp.Add(-slack)
+	life, left := exp.Sub(iat), exp.Sub(now)
+	m := leaseMarginOf(life)
+	if left <= life/10 || (!triageLegacy && left-m < time.Second) || left <= m {
+		return true
+	}
+	if !triageLegacy && carriesFullLease(life, ttl) && left-m < ttl {
+		return true
+	}
+	if c.refresh != "" && !c.refreshIssuedAt.IsZero() && !c.refreshExpires.IsZero() {
+		if c.refreshExpires.Sub(now) <= c.refreshExpires.Sub(c.refreshIssuedAt)/10 {
+			return true
+		}
+	}
+	return false
+}
+
+// servable: the README serves the old token with a warning when it "stays
+// valid for at least ttl"; a lease must also end a margin before it. Between
+// the two readings (ttl <= left < ttl+margin), and where the expiry slack
+// decides, both answers are accepted.
+func servable(c credential, ttl time.Duration, now time.Time) (yes, maybe bool) {
+	if c.access == "" {
+		return false, false
+	}
+	iat, exp, ok := jwtTimes(c.access)
+	if !ok {
+		return false, false
+	}
+	yes = true
+	for _, slack := range expirySlack {
+		e := exp.Add(-slack)
+		left, m := e.Sub(now), leaseMarginOf(e.Sub(iat))
+		strict := left-m >= ttl
+		yes = yes && strict
+		maybe = maybe || strict || left >= ttl
+	}
+	return yes, maybe && !yes
+}
+
+// failure is a refresh round that got no new pair.
+type failure struct {
+	class outcome
+	until time.Time // end of the cooldown it starts
+}
+
+// model is the oracle's memory: only what the plugin is documented to
+// remember (the last failure, for its cooldown) and what the test itself
+// changes (WeTix's behaviour).
+type model struct {
+	up          upstream
+	oneShotLeft int
+	wetixSecret string
+	cooldown    *failure
+
+	// fuzzyUntil: before it, the cooldown may hold a failure the model could
+	// not pin down (a storage fault, a burst), so any failure answer is
+	// accepted. pending: memory may hold a pair storage lacks.
+	fuzzyUntil time.Time
+	pending    bool
+	// deleted: the last config change was a successful delete.
+	deleted bool
+}
+
+func (m *model) fuzzy(now time.Time) bool { return m.pending || now.Before(m.fuzzyUntil) }
+
+func (m *model) blur(now time.Time) { m.fuzzyUntil = now.Add(maxCooldown) }
+
+// forget is what a restart or a new generation does to the plugin's memory.
+func (m *model) forget() {
+	m.cooldown, m.pending, m.fuzzyUntil = nil, false, time.Time{}
+}
+
+// roundEnv is what a refresh round depends on besides the upstream.
+type roundEnv struct {
+	url         string // "emu", "dead", "tls"
+	secretOK    bool
+	usable      bool // an unsent, unexpired refresh token is stored
+	refreshLive bool // WeTix would accept it
+}
+
+// round plays one refresh round against the model's upstream: the refresh
+// grant at most once, then the client-credentials grant, transient failures
+// retried up to the attempt budget, a Retry-After ending the round. It
+// consumes one-shot faults as the calls would.
+func (m *model) round(env roundEnv) (ok bool, class outcome, retryAfter time.Duration) {
+	switch env.url {
+	case "tls":
+		return false, oTLS, 0
+	case "dead":
+		return false, oUnavailable, 0
+	}
+	next := func(refresh bool) upKind {
+		if m.oneShotLeft > 0 {
+			m.oneShotLeft--
+			return m.up.OneShot
+		}
+		if refresh {
+			return m.up.Refresh
+		}
+		return m.up.CC
+	}
+	// result: 0 success, 1 transient, 2 refresh token rejected, 3 bad client
+	result := func(k upKind, refresh bool) int {
+		switch {
+		case k.succeeds() && !env.secretOK:
+			return 3
+		case k.succeeds() && refresh && !env.refreshLive:
+			return 2
+		case k.succeeds():
+			return 0
+		case k == upInvalidGrant:
+			return 2
+		case k == upInvalidClient:
+			return 3
+		}
+		return 1
+	}
+	ra := func(k upKind) time.Duration {
+		if k == up429 {
+			return time.Duration(m.up.RA) * time.Second
+		}
+		return 0
+	}
+	attempt := 0
+	if env.usable {
+		k := next(true)
+		attempt++
+		switch result(k, true) {
+		case 0:
+			return true, "", 0
+		case 1:
+			if ra(k) > retryCap {
+				return false, oUnavailable, ra(k)
+			}
+		}
+	}
+	for attempt < scheduleAttempts {
+		k := next(false)
+		attempt++
+		switch result(k, false) {
+		case 0:
+			return true, "", 0
+		case 3:
+			return false, oBadCreds, 0
+		case 2:
+			return false, oOther, 0
+		}
+		if ra(k) > retryCap {
+			return false, oUnavailable, ra(k)
+		}
+	}
+	return false, oUnavailable, 0
+}
+
+func (m *model) recordRound(now time.Time, ok bool, class outcome, ra time.Duration) {
+	if ok {
+		m.cooldown = nil
+		return
+	}
+	m.cooldown = &failure{class: class, until: now.Add(max(scheduleCooldown, ra))}
+}
+
+// answerFrom is what a read gets from a failed round: the old token with a
+// warning if the failure was transient and the token stays servable,
+// otherwise the error.
+func answerFrom(class outcome, c credential, ttl time.Duration, now time.Time) []outcome {
+	if class != oUnavailable {
+		return []outcome{class}
+	}
+	yes, maybe := servable(c, ttl, now)
+	switch {
+	case yes:
+		return []outcome{oStale}
+	case maybe:
+		return []outcome{oStale, oUnavailable}
+	}
+	return []outcome{oUnavailable}
+}
+
+// expectRead is the README's rule for one read; it updates the model as the
+// read would (a round's failure starts a cooldown).
+func (m *model) expectRead(v storedView, env roundEnv, now time.Time) []outcome {
+	if v.cfg == nil {
+		return []outcome{oNotConf}
+	}
+	c, ttl := v.credential(), v.ttl()
+	all, some := due(c, ttl, now)
+	if !some {
+		return []outcome{oToken}
+	}
+	var out []outcome
+	if !all {
+		// Due or not depends on the expiry slack: the cached token is
+		// right, and so is a refresh, whose round the model cannot count.
+		out = append(out, oToken)
+		m.blur(now)
+	}
+	if m.cooldown != nil && now.Before(m.cooldown.until) {
+		return append(out, answerFrom(m.cooldown.class, c, ttl, now)...)
+	}
+	ok, class, ra := m.round(env)
+	m.recordRound(now, ok, class, ra)
+	if ok {
+		return append(out, oToken)
+	}
+	return append(out, answerFrom(class, c, ttl, now)...)
+}
+
+// expectRotate: a forced round, whatever the cooldown; any failure is an
+// error, since the caller asked for a new token.
+func (m *model) expectRotate(v storedView, env roundEnv, now time.Time) []outcome {
+	if v.cfg == nil {
+		return []outcome{oNotConf}
+	}
+	ok, class, ra := m.round(env)
+	m.recordRound(now, ok, class, ra)
+	if ok {
+		return []outcome{oRotated}
+	}
+	return []outcome{class}
+}
+
+// tick: a due token is refreshed in the background unless a cooldown holds.
+func (m *model) tick(v storedView, env roundEnv, now time.Time) {
+	all, some := due(v.credential(), v.ttl(), now)
+	if v.cfg == nil || !some {
+		return
+	}
+	if !all {
+		m.blur(now)
+		return
+	}
+	if m.cooldown != nil && now.Before(m.cooldown.until) {
+		return
+	}
+	ok, class, ra := m.round(env)
+	m.recordRound(now, ok, class, ra)
+}
+
+// anyAnswer is what a fuzzy model accepts for a read of a configured mount.
+func anyAnswer() []outcome {
+	return append([]outcome{oToken, oStale}, allFailures...)
+}
+
+func accepts(set []outcome, o outcome) bool { return slices.Contains(set, o) }

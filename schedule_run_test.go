@@ -1,0 +1,443 @@
+package wetix
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
+)
+
+// run plays the schedule, checking after every step; it returns the first
+// violation, wrapped with the step it happened at.
+func (w *world) run() error {
+	for i, st := range w.sch.Steps {
+		if err := w.do(st); err != nil {
+			return &stepError{index: i, err: err, logs: tail(w.logs.String(), 30) + "\n  WeTix calls (last):\n" + tail(w.upLog.String(), 12)}
+		}
+		w.checked++
+	}
+	return nil
+}
+
+type stepError struct {
+	index int
+	err   error
+	logs  string // the plugin's last log lines, which never hold secrets
+}
+
+func (e *stepError) Error() string {
+	return fmt.Sprintf("step %d: %v\nplugin log (last lines of the current backend):\n%s", e.index, e.err, e.logs)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}
+func (e *stepError) Unwrap() error { return e.err }
+
+func (w *world) successes() int {
+	return w.wetix.Successes(wetixtest.GrantClientCredentials) + w.wetix.Successes(wetixtest.GrantRefresh)
+}
+
+func (w *world) do(st step) error {
+	before := w.view()
+	now := w.clock.Now()
+	issued := w.successes()
+	w.storage.set(st.Storage, false)
+	err := w.exec(st, before)
+	w.storage.set(nil, false)
+	w.settle()
+	if err != nil {
+		return err
+	}
+	after := w.view()
+
+	if (before.cfg == nil) != (after.cfg == nil) || (before.cfg != nil && after.cfg != nil && before.cfg.Generation != after.cfg.Generation) {
+		w.m.forget() // a new generation or a delete resets the plugin's memory
+	}
+	// After the reset: a burst's failed round may come after its config write.
+	if st.Storage != nil || w.blurAfter {
+		w.blurAfter = false
+		w.m.blur(now)
+		// A pair WeTix issued that storage lacks may be held in memory.
+		if w.successes() != issued && after.credential().access != w.wetix.LastIssued().AccessToken {
+			w.m.pending = true
+		}
+	} else if w.m.pending && after.cfg != nil && after.credential().access == w.wetix.LastIssued().AccessToken {
+		w.m.pending = false
+	}
+	w.m.up.install(w.wetix, w.m.oneShotLeft)
+
+	if err := w.checkStorage(before, after, st); err != nil {
+		return err
+	}
+	if w.m.deleted {
+		if after.cfg != nil {
+			w.m.deleted = false
+		} else if err := w.checkDeleted(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *world) exec(st step, v storedView) error {
+	ctx := context.Background()
+	now := w.clock.Now()
+	switch st.Kind {
+	case stRead:
+		return w.read(v, st.Storage != nil)
+	case stRotate:
+		return w.rotate(v, st.Storage != nil)
+	case stTick:
+		if w.m.fuzzy(now) || st.Storage != nil {
+			w.m.blur(now)
+		} else {
+			w.m.tick(v, w.env(v), now)
+		}
+		_ = w.tick() // a failure shows in status and is retried next tick
+	case stStatus:
+		resp, err := w.request(logical.ReadOperation, "status", nil)
+		if err != nil {
+			return broke(5, "status read failed: %v", err)
+		}
+		if resp.Data["configured"] != (v.cfg != nil) {
+			return broke(5, "status configured=%v but the stored config exists=%v", resp.Data["configured"], v.cfg != nil)
+		}
+		return w.checkNoSecrets(resp, err, false)
+	case stConfigWrite:
+		resp, err := w.writeConfig(st.Cfg)
+		if st.Storage == nil && (err != nil || resp.IsError()) {
+			return broke(5, "config write failed with healthy storage: %v %v", err, resp.Error())
+		}
+		if err := w.checkNoSecrets(resp, err, false); err != nil {
+			return err
+		}
+	case stConfigDelete:
+		resp, err := w.request(logical.DeleteOperation, "config", nil)
+		switch {
+		case err == nil && !resp.IsError():
+			w.m.deleted = true
+		case st.Storage == nil:
+			return broke(5, "config delete failed with healthy storage: %v", err)
+		default:
+			// Half done: memory may still hold what storage lost.
+			w.m.pending = true
+		}
+	case stInvalidate:
+		w.b.InvalidateKey(ctx, st.Key)
+	case stCrash:
+		w.settle()
+		w.startBackend()
+		w.m.forget()
+	case stReload:
+		w.b.Cleanup(ctx)
+		w.startBackend()
+		w.m.forget()
+	case stAdvance:
+		w.clock.Advance(st.Advance)
+	case stUpstream:
+		w.m.up, w.m.oneShotLeft = st.Up, st.Up.OneShotN
+	case stWeTixSecret:
+		w.wetix.SetClientSecret(w.secrets[st.Secret])
+		w.m.wetixSecret = st.Secret
+	case stBurst:
+		return w.burst(st, v)
+	case stHeal:
+		return w.heal()
+	}
+	return nil
+}
+
+// read is one token read checked against the oracle (invariants 4 and 5).
+func (w *world) read(v storedView, storageFault bool) error {
+	now := w.clock.Now()
+	var want []outcome
+	switch {
+	case v.cfg == nil:
+		want = []outcome{oNotConf}
+	case w.m.fuzzy(now):
+		want = anyAnswer()
+		w.m.blur(now)
+	default:
+		want = w.m.expectRead(v, w.env(v), now)
+	}
+	if storageFault {
+		want = append(want, oStorage)
+	}
+	resp, err := w.request(logical.ReadOperation, "token", nil)
+	got, text := classify(resp, err)
+	if !accepts(want, got) {
+		return broke(5, "read gave %s (%s), the README's rules give %v; state: %s", got, text, want, w.describe(v, now))
+	}
+	if err := w.checkNoSecrets(resp, err, true); err != nil {
+		return err
+	}
+	if got == oToken || got == oStale {
+		return w.checkToken(resp, now, v.ttl())
+	}
+	return nil
+}
+
+func (w *world) rotate(v storedView, storageFault bool) error {
+	now := w.clock.Now()
+	var want []outcome
+	switch {
+	case v.cfg == nil:
+		want = []outcome{oNotConf}
+	case w.m.fuzzy(now):
+		want = append([]outcome{oRotated}, allFailures...)
+		w.m.blur(now)
+	default:
+		want = w.m.expectRotate(v, w.env(v), now)
+	}
+	if storageFault {
+		want = append(want, oStorage)
+	}
+	resp, err := w.request(logical.UpdateOperation, "rotate", nil)
+	got, text := classify(resp, err)
+	if !accepts(want, got) {
+		return broke(5, "rotate gave %s (%s), the README's rules give %v; state: %s", got, text, want, w.describe(v, now))
+	}
+	return w.checkNoSecrets(resp, err, false)
+}
+
+// describe is the state a read was judged on, for the violation message.
+func (w *world) describe(v storedView, now time.Time) string {
+	if v.cfg == nil {
+		return "no config"
+	}
+	c := v.credential()
+	s := fmt.Sprintf("ttl=%s url=%s secret=%s wetix-secret=%s upstream{%s, one-shot left %d}",
+		v.ttl(), w.labelOfURL(v.cfg.BaseURL), w.labelOfSecret(v.cfg.ClientSecret), w.m.wetixSecret, w.m.up, w.m.oneShotLeft)
+	if c.access != "" {
+		iat, exp, _ := jwtTimes(c.access)
+		s += fmt.Sprintf(" token life %s left %s", exp.Sub(iat), exp.Sub(now))
+	} else {
+		s += " no token"
+	}
+	s += fmt.Sprintf(" refresh token: present %v sent %v seed %v", c.refresh != "", c.refreshSent, c.fromSeed)
+	if w.m.cooldown != nil {
+		s += fmt.Sprintf(" cooldown %s for %s", w.m.cooldown.class, w.m.cooldown.until.Sub(now))
+	}
+	return s
+}
+
+// heal is invariant 6: every fault clears, the clock passes any cooldown or
+// Retry-After, and one read must then succeed with at most one
+// client-credentials call.
+func (w *world) heal() error {
+	w.m.up, w.m.oneShotLeft = upstream{}, 0
+	w.wetix.ClearFaults()
+	v := w.view()
+	switch {
+	case v.cfg == nil:
+		ttl := max(1, int(0.3*w.sch.Params.AccessTTL.Seconds()))
+		if _, err := w.writeConfig(cfgWrite{Secret: "A", SyncWeTix: true, URL: "emu", TTL: ttl}); err != nil {
+			return broke(6, "config write while healing: %v", err)
+		}
+	default:
+		w.wetix.SetClientSecret(v.cfg.ClientSecret)
+		w.m.wetixSecret = w.labelOfSecret(v.cfg.ClientSecret)
+		if w.labelOfURL(v.cfg.BaseURL) != "emu" {
+			if _, err := w.writeConfig(cfgWrite{URL: "emu"}); err != nil {
+				return broke(6, "config write while healing: %v", err)
+			}
+		}
+	}
+	w.m.deleted = false
+	w.clock.Advance(maxCooldown)
+	now := w.clock.Now()
+	v = w.view()
+	cc0, rf0 := w.wetix.Calls(wetixtest.GrantClientCredentials), w.wetix.Calls(wetixtest.GrantRefresh)
+	resp, err := w.request(logical.ReadOperation, "token", nil)
+	if got, text := classify(resp, err); got != oToken {
+		return broke(6, "after faults cleared the read gave %s (%s); state: %s", got, text, w.describe(v, now))
+	}
+	cc, rf := w.wetix.Calls(wetixtest.GrantClientCredentials)-cc0, w.wetix.Calls(wetixtest.GrantRefresh)-rf0
+	if cc > 1 || rf > 1 {
+		return broke(6, "after faults cleared one read made %d client-credentials and %d refresh calls", cc, rf)
+	}
+	w.m.cooldown = nil
+	return w.checkToken(resp, now, v.ttl())
+}
+
+// burstResult is one member's answer.
+type burstResult struct {
+	resp *logical.Response
+	err  error
+}
+
+// burst runs its members concurrently. Only what holds under any
+// interleaving is checked: each answer is one some order of the members
+// could give, and every served token obeys invariant 4.
+func (w *world) burst(st step, v storedView) error {
+	if st.Fresh {
+		w.settle()
+		w.startBackend()
+		w.m.forget()
+	}
+	now := w.clock.Now()
+	env := w.env(v)
+	changesConfig := burstHas(st, stConfigWrite) || burstHas(st, stConfigDelete)
+	relaxed := w.m.fuzzy(now) || st.Storage != nil || w.m.oneShotLeft > 0 || changesConfig
+	var readWant, rotateWant []outcome
+	switch {
+	case relaxed:
+		readWant = anyAnswer()
+		rotateWant = append([]outcome{oRotated}, allFailures...)
+		if v.cfg == nil || burstHas(st, stConfigDelete) {
+			readWant = append(readWant, oNotConf)
+			rotateWant = append(rotateWant, oNotConf)
+		}
+	case v.cfg == nil:
+		readWant, rotateWant = []outcome{oNotConf}, []outcome{oNotConf}
+	default:
+		// A read sees the state before the burst, or after a round some
+		// member ran: with WeTix's behaviour fixed, every round ends alike.
+		peek := w.m
+		readWant = peek.expectRead(v, env, now)
+		// A failed round leaves the refresh token marked sent, so a later
+		// round (a second rotate) goes straight to client credentials.
+		for _, e := range []roundEnv{env, {url: env.url, secretOK: env.secretOK}} {
+			peek = w.m
+			ok, class, _ := peek.round(e)
+			if ok {
+				readWant = append(readWant, oToken)
+				rotateWant = append(rotateWant, oRotated)
+			} else {
+				readWant = append(readWant, answerFrom(class, v.credential(), v.ttl(), now)...)
+				rotateWant = append(rotateWant, class)
+			}
+		}
+	}
+	if st.Storage != nil {
+		readWant = append(readWant, oStorage)
+		rotateWant = append(rotateWant, oStorage)
+	}
+	ttls := []time.Duration{v.ttl()}
+	if v.cfg == nil {
+		ttls = append(ttls, defaultTTL) // a create without ttl
+	}
+	for _, m := range st.Burst {
+		if m.Kind == stConfigWrite && m.Cfg.TTL != 0 {
+			ttls = append(ttls, time.Duration(m.Cfg.TTL)*time.Second)
+		}
+	}
+
+	w.storage.set(st.Storage, true)
+	results := make([]burstResult, len(st.Burst))
+	var wg sync.WaitGroup
+	for i, m := range st.Burst {
+		if m.Kind == stConfigWrite {
+			// Prepared here: configData may change WeTix's secret.
+			data := w.configData(m.Cfg, v)
+			m.Kind, m.Cfg = stConfigWrite, cfgWrite{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(m.Offset)
+				var op logical.Operation = logical.UpdateOperation
+				if v.cfg == nil {
+					op = logical.CreateOperation
+				}
+				results[i].resp, results[i].err = w.request(op, "config", data)
+			}()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(m.Offset)
+			results[i] = w.burstMember(m)
+		}()
+	}
+	wg.Wait()
+	w.storage.set(nil, false)
+	w.settle()
+
+	for i, m := range st.Burst {
+		r := results[i]
+		got, text := classify(r.resp, r.err)
+		switch m.Kind {
+		case stRead:
+			if !accepts(readWant, got) {
+				return broke(5, "burst member %d (read) gave %s (%s), any interleaving gives %v; state before: %s", i, got, text, readWant, w.describe(v, now))
+			}
+			if err := w.checkNoSecrets(r.resp, r.err, true); err != nil {
+				return err
+			}
+			if got == oToken || got == oStale {
+				if err := w.checkToken(r.resp, now, ttls...); err != nil {
+					return fmt.Errorf("burst member %d: %w", i, err)
+				}
+			}
+		case stRotate:
+			if !accepts(rotateWant, got) {
+				return broke(5, "burst member %d (rotate) gave %s (%s), any interleaving gives %v; state before: %s", i, got, text, rotateWant, w.describe(v, now))
+			}
+		case stConfigWrite:
+			// With a delete in the burst, an update may find no config.
+			if st.Storage == nil && !burstHas(st, stConfigDelete) && (r.err != nil || r.resp.IsError()) {
+				return broke(5, "burst member %d: config write failed with healthy storage: %v", i, r.err)
+			}
+		case stConfigDelete:
+			if r.err == nil && !r.resp.IsError() {
+				w.m.deleted = true
+			} else if st.Storage == nil {
+				return broke(5, "burst member %d: config delete failed with healthy storage: %v", i, r.err)
+			}
+		}
+	}
+
+	if relaxed {
+		w.blurAfter = true
+		return nil
+	}
+	// The round the burst ran, if any, decides the cooldown.
+	attempted := burstHas(st, stRotate)
+	if all, some := due(v.credential(), v.ttl(), now); v.cfg != nil && some && (w.m.cooldown == nil || !now.Before(w.m.cooldown.until)) {
+		if !all {
+			w.blurAfter = true
+		}
+		attempted = attempted || burstHas(st, stRead) || burstHas(st, stTick)
+	}
+	if attempted && v.cfg != nil {
+		peek := w.m
+		ok, class, ra := w.m.round(env)
+		w.m.recordRound(now, ok, class, ra)
+		// Which failure a second round (refresh token now marked sent)
+		// left behind depends on the interleaving.
+		if ok2, class2, _ := peek.round(roundEnv{url: env.url, secretOK: env.secretOK}); ok2 != ok || class2 != class {
+			w.blurAfter = true
+		}
+	}
+	return nil
+}
+
+func (w *world) burstMember(m step) burstResult {
+	var r burstResult
+	switch m.Kind {
+	case stRead:
+		r.resp, r.err = w.request(logical.ReadOperation, "token", nil)
+	case stRotate:
+		r.resp, r.err = w.request(logical.UpdateOperation, "rotate", nil)
+	case stTick:
+		r.err = w.tick()
+	case stStatus:
+		r.resp, r.err = w.request(logical.ReadOperation, "status", nil)
+	case stConfigDelete:
+		r.resp, r.err = w.request(logical.DeleteOperation, "config", nil)
+	case stInvalidate:
+		w.b.InvalidateKey(context.Background(), m.Key)
+	}
+	return r
+}
