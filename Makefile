@@ -18,7 +18,7 @@ TEST_TIMEOUT   ?= 60m
 export USER_VAULT_BINARY := $(VAULT_BINARY)
 export VAULT_BINARY := $(abspath $(VAULT_BIN))
 
-.PHONY: help build vault emulator test unit fmt fmt-check vet check dev dev-down bench clean
+.PHONY: help build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,14 @@ test: check vault ## Everything CI runs: gofmt, vet, unit + acceptance tests wit
 
 unit: ## Unit tests only (no Vault binary needed): acceptance tests are skipped
 	go test -race -count=1 -short ./...
+
+# Random lifecycle schedules: CI runs seeds 1-300 as part of the unit tests;
+# this runs as many as asked from any seed (a failure prints how to replay it).
+SCHEDULES      ?= 10000
+SEED           ?= $(shell date +%s)
+
+schedules: ## Random lifecycle schedules: make schedules SCHEDULES=100000 [SEED=S]
+	set -o pipefail; go test -race -count=1 -timeout 0 -v -run 'TestLifecycleSchedules$$' . -schedules=$(SCHEDULES) -seed=$(SEED) -schedule-failures=10 | grep -v '^=== RUN'
 
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')

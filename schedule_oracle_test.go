@@ -13,21 +13,21 @@ import (
 // failure cooldown. It is written from the README's "How it behaves" and
 // issue 9, not from the code.
 
-type outcome string
+type verdict string
 
 const (
-	oToken       outcome = "token"
-	oStale       outcome = "token with warning"
-	oRotated     outcome = "rotated"
-	oNotConf     outcome = "not configured"
-	oBadCreds    outcome = "invalid client credentials"
-	oUnavailable outcome = "WeTix unavailable"
-	oTLS         outcome = "certificate not trusted"
-	oStorage     outcome = "storage"
-	oOther       outcome = "other error"
+	oToken       verdict = "token"
+	oStale       verdict = "token with warning"
+	oRotated     verdict = "rotated"
+	oNotConf     verdict = "not configured"
+	oBadCreds    verdict = "invalid client credentials"
+	oUnavailable verdict = "WeTix unavailable"
+	oTLS         verdict = "certificate not trusted"
+	oStorage     verdict = "storage"
+	oOther       verdict = "other error"
 )
 
-var allFailures = []outcome{oBadCreds, oUnavailable, oTLS, oStorage}
+var allFailures = []verdict{oBadCreds, oUnavailable, oTLS, oStorage}
 
 const (
 	// scheduleCooldown is the plugin's failure cooldown, as in production.
@@ -48,7 +48,7 @@ const (
 var triageLegacy bool
 
 // classify names a read's or rotate's answer.
-func classify(resp *logical.Response, err error) (outcome, string) {
+func classify(resp *logical.Response, err error) (verdict, string) {
 	if err == nil && resp != nil && !resp.IsError() {
 		if _, ok := resp.Data["access_token"]; ok {
 			if len(resp.Warnings) > 0 {
@@ -135,9 +135,8 @@ func dueWith(c credential, ttl time.Duration, now time.Time, slack time.Duration
 	return false
 }
 
-// servable: the README serves the old token with a warning when it "stays
-// valid for at least ttl"; a lease must also end a margin before it. Between
-// the two readings (ttl <= left < ttl+margin), and where the expiry slack
+// servable: the README serves the old token with a warning when it "can
+// still carry a full ttl lease (margin included)". Where the expiry slack
 // decides, both answers are accepted.
 func servable(c credential, ttl time.Duration, now time.Time) (yes, maybe bool) {
 	if c.access == "" {
@@ -150,17 +149,15 @@ func servable(c credential, ttl time.Duration, now time.Time) (yes, maybe bool) 
 	yes = true
 	for _, slack := range expirySlack {
 		e := exp.Add(-slack)
-		left, m := e.Sub(now), leaseMarginOf(e.Sub(iat))
-		strict := left-m >= ttl
-		yes = yes && strict
-		maybe = maybe || strict || left >= ttl
+		strict := e.Sub(now)-leaseMarginOf(e.Sub(iat)) >= ttl
+		yes, maybe = yes && strict, maybe || strict
 	}
 	return yes, maybe && !yes
 }
 
 // failure is a refresh round that got no new pair.
 type failure struct {
-	class outcome
+	class verdict
 	until time.Time // end of the cooldown it starts
 }
 
@@ -203,7 +200,7 @@ type roundEnv struct {
 // grant at most once, then the client-credentials grant, transient failures
 // retried up to the attempt budget, a Retry-After ending the round. It
 // consumes one-shot faults as the calls would.
-func (m *model) round(env roundEnv) (ok bool, class outcome, retryAfter time.Duration) {
+func (m *model) round(env roundEnv) (ok bool, class verdict, retryAfter time.Duration) {
 	switch env.url {
 	case "tls":
 		return false, oTLS, 0
@@ -273,7 +270,7 @@ func (m *model) round(env roundEnv) (ok bool, class outcome, retryAfter time.Dur
 	return false, oUnavailable, 0
 }
 
-func (m *model) recordRound(now time.Time, ok bool, class outcome, ra time.Duration) {
+func (m *model) recordRound(now time.Time, ok bool, class verdict, ra time.Duration) {
 	if ok {
 		m.cooldown = nil
 		return
@@ -284,32 +281,32 @@ func (m *model) recordRound(now time.Time, ok bool, class outcome, ra time.Durat
 // answerFrom is what a read gets from a failed round: the old token with a
 // warning if the failure was transient and the token stays servable,
 // otherwise the error.
-func answerFrom(class outcome, c credential, ttl time.Duration, now time.Time) []outcome {
+func answerFrom(class verdict, c credential, ttl time.Duration, now time.Time) []verdict {
 	if class != oUnavailable {
-		return []outcome{class}
+		return []verdict{class}
 	}
 	yes, maybe := servable(c, ttl, now)
 	switch {
 	case yes:
-		return []outcome{oStale}
+		return []verdict{oStale}
 	case maybe:
-		return []outcome{oStale, oUnavailable}
+		return []verdict{oStale, oUnavailable}
 	}
-	return []outcome{oUnavailable}
+	return []verdict{oUnavailable}
 }
 
 // expectRead is the README's rule for one read; it updates the model as the
 // read would (a round's failure starts a cooldown).
-func (m *model) expectRead(v storedView, env roundEnv, now time.Time) []outcome {
+func (m *model) expectRead(v storedView, env roundEnv, now time.Time) []verdict {
 	if v.cfg == nil {
-		return []outcome{oNotConf}
+		return []verdict{oNotConf}
 	}
 	c, ttl := v.credential(), v.ttl()
 	all, some := due(c, ttl, now)
 	if !some {
-		return []outcome{oToken}
+		return []verdict{oToken}
 	}
-	var out []outcome
+	var out []verdict
 	if !all {
 		// Due or not depends on the expiry slack: the cached token is
 		// right, and so is a refresh, whose round the model cannot count.
@@ -329,16 +326,16 @@ func (m *model) expectRead(v storedView, env roundEnv, now time.Time) []outcome 
 
 // expectRotate: a forced round, whatever the cooldown; any failure is an
 // error, since the caller asked for a new token.
-func (m *model) expectRotate(v storedView, env roundEnv, now time.Time) []outcome {
+func (m *model) expectRotate(v storedView, env roundEnv, now time.Time) []verdict {
 	if v.cfg == nil {
-		return []outcome{oNotConf}
+		return []verdict{oNotConf}
 	}
 	ok, class, ra := m.round(env)
 	m.recordRound(now, ok, class, ra)
 	if ok {
-		return []outcome{oRotated}
+		return []verdict{oRotated}
 	}
-	return []outcome{class}
+	return []verdict{class}
 }
 
 // tick: a due token is refreshed in the background unless a cooldown holds.
@@ -359,8 +356,8 @@ func (m *model) tick(v storedView, env roundEnv, now time.Time) {
 }
 
 // anyAnswer is what a fuzzy model accepts for a read of a configured mount.
-func anyAnswer() []outcome {
-	return append([]outcome{oToken, oStale}, allFailures...)
+func anyAnswer() []verdict {
+	return append([]verdict{oToken, oStale}, allFailures...)
 }
 
-func accepts(set []outcome, o outcome) bool { return slices.Contains(set, o) }
+func accepts(set []verdict, o verdict) bool { return slices.Contains(set, o) }

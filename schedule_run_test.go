@@ -160,10 +160,10 @@ func (w *world) exec(st step, v storedView) error {
 // read is one token read checked against the oracle (invariants 4 and 5).
 func (w *world) read(v storedView, storageFault bool) error {
 	now := w.clock.Now()
-	var want []outcome
+	var want []verdict
 	switch {
 	case v.cfg == nil:
-		want = []outcome{oNotConf}
+		want = []verdict{oNotConf}
 	case w.m.fuzzy(now):
 		want = anyAnswer()
 		w.m.blur(now)
@@ -189,12 +189,12 @@ func (w *world) read(v storedView, storageFault bool) error {
 
 func (w *world) rotate(v storedView, storageFault bool) error {
 	now := w.clock.Now()
-	var want []outcome
+	var want []verdict
 	switch {
 	case v.cfg == nil:
-		want = []outcome{oNotConf}
+		want = []verdict{oNotConf}
 	case w.m.fuzzy(now):
-		want = append([]outcome{oRotated}, allFailures...)
+		want = append([]verdict{oRotated}, allFailures...)
 		w.m.blur(now)
 	default:
 		want = w.m.expectRotate(v, w.env(v), now)
@@ -289,17 +289,17 @@ func (w *world) burst(st step, v storedView) error {
 	env := w.env(v)
 	changesConfig := burstHas(st, stConfigWrite) || burstHas(st, stConfigDelete)
 	relaxed := w.m.fuzzy(now) || st.Storage != nil || w.m.oneShotLeft > 0 || changesConfig
-	var readWant, rotateWant []outcome
+	var readWant, rotateWant []verdict
 	switch {
 	case relaxed:
 		readWant = anyAnswer()
-		rotateWant = append([]outcome{oRotated}, allFailures...)
+		rotateWant = append([]verdict{oRotated}, allFailures...)
 		if v.cfg == nil || burstHas(st, stConfigDelete) {
 			readWant = append(readWant, oNotConf)
 			rotateWant = append(rotateWant, oNotConf)
 		}
 	case v.cfg == nil:
-		readWant, rotateWant = []outcome{oNotConf}, []outcome{oNotConf}
+		readWant, rotateWant = []verdict{oNotConf}, []verdict{oNotConf}
 	default:
 		// A read sees the state before the burst, or after a round some
 		// member ran: with WeTix's behaviour fixed, every round ends alike.

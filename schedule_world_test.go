@@ -3,6 +3,8 @@ package wetix
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,9 +35,11 @@ func badURLs() (dead, tls string) {
 		}
 		deadURL = "http://" + ln.Addr().String()
 		ln.Close()
-		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "should never be reached: the certificate is untrusted", http.StatusTeapot)
 		}))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // every handshake fails, by design
+		srv.StartTLS()
 		tlsURL = srv.URL // lives for the whole test binary
 	})
 	return deadURL, tlsURL
@@ -100,7 +104,7 @@ func (w *world) startBackend() {
 	b := newTestBackend(w.t, w.clock, w.logs, logical.TestSystemView())
 	b.tokens.failureCooldown = scheduleCooldown
 	// Long enough that a read waiting on a retry during an outage always
-	// gets that retry's outcome (a round takes well under a second here),
+	// gets that retry's verdict (a round takes well under a second here),
 	// so the answer does not depend on scheduling.
 	b.tokens.outageGrace = 3 * time.Second
 	b.tokens.retry = retryPolicy{attempts: scheduleAttempts, base: time.Millisecond, max: retryCap, budget: 10 * time.Second}
