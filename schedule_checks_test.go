@@ -125,7 +125,7 @@ func (w *world) checkToken(resp *logical.Response, now time.Time, ttls ...time.D
 		return broke(4, "token served without a lease")
 	}
 	lease, left := resp.Secret.TTL, exp.Sub(now)
-	if lease <= 0 || (lease >= left && !triageLegacy) {
+	if lease <= 0 || lease >= left {
 		return broke(4, "lease %s does not end before the token, which has %s left", lease, left)
 	}
 	// The plugin may report up to a second early (expires_in is whole
@@ -133,15 +133,15 @@ func (w *world) checkToken(resp *logical.Response, now time.Time, ttls ...time.D
 	if got, _ := resp.Data["expires_at"].(string); got != exp.UTC().Format(time.RFC3339) && got != exp.Add(-time.Second).UTC().Format(time.RFC3339) {
 		return broke(4, "expires_at %v, but the token expires at %s", got, exp.UTC().Format(time.RFC3339))
 	}
-	if len(resp.Warnings) > 0 || triageLegacy {
+	if len(resp.Warnings) > 0 {
 		return nil
 	}
 	for _, ttl := range ttls {
 		if lease == ttl {
 			return nil
 		}
-		for _, slack := range expirySlack {
-			if !carriesFullLease(exp.Add(-slack).Sub(iat), ttl) {
+		for _, r := range readings {
+			if life, _, _ := lifeOf(at, now, r); !carriesFullLease(life, ttl) {
 				return nil
 			}
 		}

@@ -43,10 +43,6 @@ const (
 	maxCooldown = 125 * time.Second
 )
 
-// triageLegacy (set only by a local triage file) judges by the pre-issue-9
-// due rule, to find the other defects behind defects 7 and 8.
-var triageLegacy bool
-
 // classify names a read's or rotate's answer.
 func classify(resp *logical.Response, err error) (verdict, string) {
 	if err == nil && resp != nil && !resp.IsError() {
@@ -90,41 +86,52 @@ func carriesFullLease(life, ttl time.Duration) bool {
 	return life-leaseMarginOf(life)-ttl >= life/10
 }
 
-// expirySlack: the plugin may take a token to die up to a second before its
-// exp claim (expires_in counts whole seconds from an instant it cannot know
-// to the second), or exactly at it (no expires_in: the claim itself). Where
-// a rule lands differently on the two, both answers are right.
-var expirySlack = []time.Duration{0, time.Second}
+// reading is one way the plugin may see a token's life. expires_in counts
+// whole seconds from an instant the plugin cannot know to the second, so it
+// may take the token to die up to a second before its exp claim (or exactly
+// at it, when expires_in is missing), and to be born up to a second after
+// its iat claim (its own clock when the answer came). Where a rule lands
+// differently on these readings, every answer one of them gives is right.
+type reading struct{ expShave, issueShift time.Duration }
+
+var readings = []reading{{0, 0}, {time.Second, 0}, {0, time.Second}, {time.Second, time.Second}}
+
+// lifeOf is a token's life and time left under reading r.
+func lifeOf(access string, now time.Time, r reading) (life, left time.Duration, ok bool) {
+	iat, exp, ok := jwtTimes(access)
+	if !ok {
+		return 0, 0, false
+	}
+	exp = exp.Add(-r.expShave)
+	return exp.Sub(iat.Add(r.issueShift)), exp.Sub(now), true
+}
 
 // due: no token; inside the last 10% of its life; too short to lease
 // honestly (under 1 s of lease left); unable to carry a full ttl lease
 // although a fresh one could; or the refresh token near its own end.
-// It returns whether the token is due for every reading of its expiry, and
-// whether for some.
+// It returns whether the token is due under every reading, and under some.
 func due(c credential, ttl time.Duration, now time.Time) (all, some bool) {
 	all = true
-	for _, slack := range expirySlack {
-		d := dueWith(c, ttl, now, slack)
+	for _, r := range readings {
+		d := dueWith(c, ttl, now, r)
 		all, some = all && d, some || d
 	}
 	return all, some
 }
 
-func dueWith(c credential, ttl time.Duration, now time.Time, slack time.Duration) bool {
+func dueWith(c credential, ttl time.Duration, now time.Time, r reading) bool {
 	if c.access == "" {
 		return true
 	}
-	iat, exp, ok := jwtTimes(c.access)
+	life, left, ok := lifeOf(c.access, now, r)
 	if !ok {
 		return true
 	}
-	exp = exp.Add(-slack)
-	life, left := exp.Sub(iat), exp.Sub(now)
 	m := leaseMarginOf(life)
-	if left <= life/10 || (!triageLegacy && left-m < time.Second) || left <= m {
+	if left <= life/10 || left-m < time.Second || left <= m {
 		return true
 	}
-	if !triageLegacy && carriesFullLease(life, ttl) && left-m < ttl {
+	if carriesFullLease(life, ttl) && left-m < ttl {
 		return true
 	}
 	if c.refresh != "" && !c.refreshIssuedAt.IsZero() && !c.refreshExpires.IsZero() {
@@ -136,20 +143,16 @@ func dueWith(c credential, ttl time.Duration, now time.Time, slack time.Duration
 }
 
 // servable: the README serves the old token with a warning when it "can
-// still carry a full ttl lease (margin included)". Where the expiry slack
-// decides, both answers are accepted.
+// still carry a full ttl lease (margin included)"; maybe when only some
+// readings say so.
 func servable(c credential, ttl time.Duration, now time.Time) (yes, maybe bool) {
 	if c.access == "" {
 		return false, false
 	}
-	iat, exp, ok := jwtTimes(c.access)
-	if !ok {
-		return false, false
-	}
 	yes = true
-	for _, slack := range expirySlack {
-		e := exp.Add(-slack)
-		strict := e.Sub(now)-leaseMarginOf(e.Sub(iat)) >= ttl
+	for _, r := range readings {
+		life, left, ok := lifeOf(c.access, now, r)
+		strict := ok && left-leaseMarginOf(life) >= ttl
 		yes, maybe = yes && strict, maybe || strict
 	}
 	return yes, maybe && !yes

@@ -277,7 +277,7 @@ func (g *gen) advance() time.Duration {
 	var secs float64
 	switch g.pick(4, 4, 2, 5, 5, 3) {
 	case 0: // inside a failure cooldown
-		secs = float64(1 + g.r.IntN(4))
+		secs = float64(1+g.r.IntN(4)) - 0.9*g.r.Float64()
 	case 1: // just past it
 		secs = float64(5 + g.r.IntN(4))
 	case 2: // past a Retry-After
@@ -288,6 +288,11 @@ func (g *gen) advance() time.Duration {
 		secs = l * (0.85 + 0.12*g.r.Float64())
 	case 5: // past expiry
 		secs = l * (1 + 1.5*g.r.Float64())
+	}
+	if g.p.AccessTTL < 20*time.Second {
+		// Short tokens: land between whole seconds too, where a lease
+		// floor of 1 s can outlive the token.
+		return time.Duration(max(100, int64(secs*1000)/100*100)) * time.Millisecond
 	}
 	return time.Duration(max(1, int64(secs))) * time.Second
 }

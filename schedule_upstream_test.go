@@ -42,8 +42,10 @@ const (
 	// scheduleClientTimeout is each WeTix call's timeout in the schedules:
 	// long enough for a loopback answer on a loaded 2-core machine under
 	// -race, short enough that a timeout fault costs little.
-	scheduleClientTimeout = 150 * time.Millisecond
-	longDelay             = 3 * scheduleClientTimeout
+	scheduleClientTimeout = 250 * time.Millisecond
+	// The emulator's sleep ends when the client hangs up, so a long delay
+	// costs nothing; it must only outlast a timer starved by a busy machine.
+	longDelay = scheduleClientTimeout + 2*time.Second
 )
 
 // fault is the emulator fault for k; ra is the Retry-After of a 429.

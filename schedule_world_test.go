@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -29,12 +28,9 @@ var (
 
 func badURLs() (dead, tls string) {
 	badURLsOnce.Do(func() {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
-		}
-		deadURL = "http://" + ln.Addr().String()
-		ln.Close()
+		// Port 1 is privileged and unused: a closed port that no later
+		// emulator can be handed, unlike a released ephemeral one.
+		deadURL = "http://127.0.0.1:1"
 		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "should never be reached: the certificate is untrusted", http.StatusTeapot)
 		}))
@@ -153,9 +149,6 @@ func (w *world) urlOf(label string) string {
 	case "dead":
 		return dead
 	case "tls":
-		if triageLegacy {
-			return dead
-		}
 		return tls
 	}
 	return w.wetix.URL()
