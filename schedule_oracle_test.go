@@ -39,8 +39,9 @@ const (
 	// attempts per refresh round; the one-shot faults stay well below it, so
 	// the README's "retried 4 times" and the code's 4 calls agree on them.
 	scheduleAttempts = 4
-	// maxCooldown bounds any cooldown a failure can start (Retry-After 120s).
-	maxCooldown = 125 * time.Second
+	// scheduleMaxCooldown bounds any cooldown a failure can start here
+	// (the longest Retry-After the schedules send is 120s).
+	scheduleMaxCooldown = 125 * time.Second
 )
 
 // classify names a read's or rotate's answer.
@@ -107,7 +108,7 @@ func lifeOf(access string, now time.Time, r reading) (life, left time.Duration, 
 }
 
 // due: no token; inside the last 10% of its life; too short to lease
-// honestly (under 1 s of lease left); unable to carry a full ttl lease
+// honestly (under 2 s of lease left, 1 s for the shortest tokens); unable to carry a full ttl lease
 // although a fresh one could; or the refresh token near its own end.
 // It returns whether the token is due under every reading, and under some.
 func due(c credential, ttl time.Duration, now time.Time) (all, some bool) {
@@ -128,7 +129,13 @@ func dueWith(c credential, ttl time.Duration, now time.Time, r reading) bool {
 		return true
 	}
 	m := leaseMarginOf(life)
-	if left <= life/10 || left-m < time.Second || left <= m {
+	// The shortest honest lease is 2 s (Agent must re-read in a later
+	// second), 1 s for a token too short-lived to carry 2 s even when fresh.
+	floor := 2 * time.Second
+	if life-m < floor {
+		floor = time.Second
+	}
+	if left <= life/10 || left-m < floor || left <= m {
 		return true
 	}
 	if carriesFullLease(life, ttl) && left-m < ttl {
@@ -184,7 +191,7 @@ type model struct {
 
 func (m *model) fuzzy(now time.Time) bool { return m.pending || now.Before(m.fuzzyUntil) }
 
-func (m *model) blur(now time.Time) { m.fuzzyUntil = now.Add(maxCooldown) }
+func (m *model) blur(now time.Time) { m.fuzzyUntil = now.Add(scheduleMaxCooldown) }
 
 // forget is what a restart or a new generation does to the plugin's memory.
 func (m *model) forget() {

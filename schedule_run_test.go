@@ -98,7 +98,7 @@ func (w *world) exec(st step, v storedView) error {
 	case stRotate:
 		return w.rotate(v, st.Storage != nil)
 	case stTick:
-		if w.m.fuzzy(now) || st.Storage != nil {
+		if w.m.fuzzy(now) || st.Storage != nil || v.secretChangePending() {
 			w.m.blur(now)
 		} else {
 			w.m.tick(v, w.env(v), now)
@@ -164,14 +164,20 @@ func (w *world) read(v storedView, storageFault bool) error {
 	switch {
 	case v.cfg == nil:
 		want = []verdict{oNotConf}
-	case w.m.fuzzy(now):
+	case w.m.fuzzy(now) || v.secretChangePending():
+		// A new client_secret alone is tried in the background, and the
+		// previous tokens are served with a warning meanwhile (README,
+		// "Changing the client secret without an outage"); until it settles
+		// any answer but "not configured" is one the README allows.
 		want = anyAnswer()
 		w.m.blur(now)
 	default:
 		want = w.m.expectRead(v, w.env(v), now)
 	}
 	if storageFault {
-		want = append(want, oStorage)
+		// A storage failure fails the read, or serves a servable token
+		// with a warning.
+		want = append(want, oStorage, oStale)
 	}
 	resp, err := w.request(logical.ReadOperation, "token", nil)
 	got, text := classify(resp, err)
@@ -193,7 +199,7 @@ func (w *world) rotate(v storedView, storageFault bool) error {
 	switch {
 	case v.cfg == nil:
 		want = []verdict{oNotConf}
-	case w.m.fuzzy(now):
+	case w.m.fuzzy(now) || v.secretChangePending():
 		want = append([]verdict{oRotated}, allFailures...)
 		w.m.blur(now)
 	default:
@@ -254,7 +260,7 @@ func (w *world) heal() error {
 		}
 	}
 	w.m.deleted = false
-	w.clock.Advance(maxCooldown)
+	w.clock.Advance(scheduleMaxCooldown)
 	now := w.clock.Now()
 	v = w.view()
 	cc0, rf0 := w.wetix.Calls(wetixtest.GrantClientCredentials), w.wetix.Calls(wetixtest.GrantRefresh)
@@ -288,7 +294,7 @@ func (w *world) burst(st step, v storedView) error {
 	now := w.clock.Now()
 	env := w.env(v)
 	changesConfig := burstHas(st, stConfigWrite) || burstHas(st, stConfigDelete)
-	relaxed := w.m.fuzzy(now) || st.Storage != nil || w.m.oneShotLeft > 0 || changesConfig
+	relaxed := w.m.fuzzy(now) || st.Storage != nil || w.m.oneShotLeft > 0 || changesConfig || v.secretChangePending()
 	var readWant, rotateWant []verdict
 	switch {
 	case relaxed:
@@ -320,7 +326,7 @@ func (w *world) burst(st step, v storedView) error {
 		}
 	}
 	if st.Storage != nil {
-		readWant = append(readWant, oStorage)
+		readWant = append(readWant, oStorage, oStale)
 		rotateWant = append(rotateWant, oStorage)
 	}
 	ttls := []time.Duration{v.ttl()}

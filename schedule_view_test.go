@@ -25,10 +25,12 @@ type rawConfig struct {
 	Seed         string `json:"seed_refresh_token"`
 	TTL          int64  `json:"ttl"` // nanoseconds (time.Duration)
 	Generation   string `json:"generation"`
+	SecretSerial int    `json:"secret_serial"`
 }
 
 type rawTokens struct {
 	Generation       string    `json:"generation"`
+	SecretSerial     int       `json:"secret_serial"`
 	AccessToken      string    `json:"access_token"`
 	RefreshToken     string    `json:"refresh_token"`
 	RefreshSent      bool      `json:"refresh_sent"`
@@ -85,6 +87,12 @@ func (v storedView) credential() credential {
 			refreshIssuedAt: v.tok.RefreshIssuedAt, refreshExpires: v.tok.RefreshExpiresAt}
 	}
 	return credential{refresh: v.cfg.Seed, fromSeed: true}
+}
+
+// secretChangePending: a new client_secret was written and has not yet
+// brought a pair of its own; the stored tokens came with the previous one.
+func (v storedView) secretChangePending() bool {
+	return v.cfg != nil && v.tok != nil && v.tok.Generation == v.cfg.Generation && v.tok.SecretSerial != v.cfg.SecretSerial
 }
 
 func (v storedView) ttl() time.Duration {

@@ -46,7 +46,7 @@ func badURLs() (dead, tls string) {
 type world struct {
 	t       *testing.T
 	sch     schedule
-	clock   *fakeClock
+	clock   *wetixtest.Clock
 	wetix   *wetixtest.Server
 	storage *faultyStorage
 	logs    *logCapture
@@ -60,7 +60,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T, sch schedule) *world {
-	clock := newFakeClock()
+	clock := wetixtest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	w := &world{
 		t:       t,
 		sch:     sch,
