@@ -60,8 +60,14 @@ func (w *world) do(st step) error {
 	}
 	after := w.view()
 
-	if (before.cfg == nil) != (after.cfg == nil) || (before.cfg != nil && after.cfg != nil && before.cfg.Generation != after.cfg.Generation) {
-		w.m.forget() // a new generation or a delete resets the plugin's memory
+	if credentialsChanged(before, after) {
+		// New credentials or a delete reset the plugin's memory; a write of
+		// new credentials also starts a refresh right away (README, "Config
+		// changes"), whose failure the model did not see.
+		w.m.forget()
+		if after.cfg != nil {
+			w.blurAfter = true
+		}
 	}
 	// After the reset: a burst's failed round may come after its config write.
 	if st.Storage != nil || w.blurAfter {
@@ -117,6 +123,9 @@ func (w *world) exec(st step, v storedView) error {
 		resp, err := w.writeConfig(st.Cfg)
 		if st.Storage == nil && (err != nil || resp.IsError()) {
 			return broke(5, "config write failed with healthy storage: %v %v", err, resp.Error())
+		}
+		if err == nil && !resp.IsError() {
+			w.m.deleted = false
 		}
 		if err := w.checkNoSecrets(resp, err, false); err != nil {
 			return err
@@ -260,6 +269,7 @@ func (w *world) heal() error {
 		}
 	}
 	w.m.deleted = false
+	w.settle() // the write's own refresh must not straddle the clock jump
 	w.clock.Advance(scheduleMaxCooldown)
 	now := w.clock.Now()
 	v = w.view()
@@ -311,9 +321,9 @@ func (w *world) burst(st step, v storedView) error {
 		// member ran: with WeTix's behaviour fixed, every round ends alike.
 		peek := w.m
 		readWant = peek.expectRead(v, env, now)
-		// A failed round leaves the refresh token marked sent, so a later
-		// round (a second rotate) goes straight to client credentials.
-		for _, e := range []roundEnv{env, {url: env.url, secretOK: env.secretOK}} {
+		// A later round (a second rotate) meets the refresh token the first
+		// left: marked sent after a failure, a fresh one after a success.
+		for _, e := range []roundEnv{env, {url: env.url, secretOK: env.secretOK}, {url: env.url, secretOK: env.secretOK, usable: true, refreshLive: true}} {
 			peek = w.m
 			ok, class, _ := peek.round(e)
 			if ok {
@@ -370,6 +380,16 @@ func (w *world) burst(st step, v storedView) error {
 	w.storage.set(nil, false)
 	w.settle()
 
+	var wrote, deleted bool
+	defer func() {
+		// Which came last shows in storage: a config left means the write.
+		switch cfgLeft := w.view().cfg != nil; {
+		case deleted && !cfgLeft:
+			w.m.deleted = true
+		case wrote:
+			w.m.deleted = false
+		}
+	}()
 	for i, m := range st.Burst {
 		r := results[i]
 		got, text := classify(r.resp, r.err)
@@ -395,9 +415,12 @@ func (w *world) burst(st step, v storedView) error {
 			if st.Storage == nil && !burstHas(st, stConfigDelete) && (r.err != nil || r.resp.IsError()) {
 				return broke(5, "burst member %d: config write failed with healthy storage: %v", i, r.err)
 			}
+			if r.err == nil && !r.resp.IsError() {
+				wrote = true
+			}
 		case stConfigDelete:
 			if r.err == nil && !r.resp.IsError() {
-				w.m.deleted = true
+				deleted = true
 			} else if st.Storage == nil {
 				return broke(5, "burst member %d: config delete failed with healthy storage: %v", i, r.err)
 			}
@@ -422,11 +445,23 @@ func (w *world) burst(st step, v storedView) error {
 		w.m.recordRound(now, ok, class, ra)
 		// Which failure a second round (refresh token now marked sent)
 		// left behind depends on the interleaving.
-		if ok2, class2, _ := peek.round(roundEnv{url: env.url, secretOK: env.secretOK}); ok2 != ok || class2 != class {
-			w.blurAfter = true
+		for _, usable := range []bool{false, true} {
+			p := peek
+			if ok2, class2, _ := p.round(roundEnv{url: env.url, secretOK: env.secretOK, usable: usable, refreshLive: usable}); ok2 != ok || class2 != class {
+				w.blurAfter = true
+			}
 		}
 	}
 	return nil
+}
+
+// credentialsChanged: the config appeared, went, or got new credentials (a
+// new generation, or a new client_secret alone).
+func credentialsChanged(before, after storedView) bool {
+	if before.cfg == nil || after.cfg == nil {
+		return (before.cfg == nil) != (after.cfg == nil)
+	}
+	return before.cfg.Generation != after.cfg.Generation || before.cfg.SecretSerial != after.cfg.SecretSerial
 }
 
 func (w *world) burstMember(m step) burstResult {
