@@ -43,4 +43,3 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	}
 	return b.Backend.HandleRequest(ctx, req)
 }
-
