@@ -1,6 +1,7 @@
 package acceptance
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -36,21 +37,33 @@ func setup(t *testing.T, emuOpts wetixtest.Options, cfg map[string]interface{}) 
 // X-Vault-Token header, nothing from the Vault client library.
 func rawGet(t *testing.T, addr, path, token string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, addr+"/v1/"+path, nil)
+	return rawRequest(t, http.MethodGet, addr, path, token, nil)
+}
+
+// rawPost sends body as it is: the JSON an app writes, not what the Vault
+// client library would make of a Go map.
+func rawPost(t *testing.T, addr, path, token string, body []byte) (int, []byte) {
+	t.Helper()
+	return rawRequest(t, http.MethodPost, addr, path, token, body)
+}
+
+func rawRequest(t *testing.T, method, addr, path, token string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, addr+"/v1/"+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("X-Vault-Token", token)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	return resp.StatusCode, body
+	return resp.StatusCode, raw
 }
 
 // mustJSON decodes CLI or HTTP output, failing with the text on error.

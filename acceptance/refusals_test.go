@@ -4,10 +4,8 @@ package acceptance
 // /work/notes/review-signing.md), through a real Vault.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -46,16 +44,9 @@ func TestSigningObjectIntegralFloatRefused(t *testing.T) {
 		`{"referenceId":"r-2","tickets":[{"key":"k","quantity":1e0}]}`:            "input.tickets[0].quantity",
 	} {
 		body := []byte(`{"mutation":"createMovieOrder","input":` + input + `}`)
-		req, _ := http.NewRequest(http.MethodPost, s.Addr+"/v1/wetix/sign", bytes.NewReader(body))
-		req.Header.Set("X-Vault-Token", s.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), path) || !strings.Contains(string(raw), "Send input as a JSON string") {
-			t.Errorf("object input %s: %d %s; want 400 naming %s and saying to send input as a JSON string", input, resp.StatusCode, raw, path)
+		status, raw := rawPost(t, s.Addr, "wetix/sign", s.Token, body)
+		if status != http.StatusBadRequest || !strings.Contains(string(raw), path) || !strings.Contains(string(raw), "Send input as a JSON string") {
+			t.Errorf("object input %s: %d %s; want 400 naming %s and saying to send input as a JSON string", input, status, raw, path)
 		}
 
 		// The fix the error names works: the same input as a string.
@@ -114,16 +105,9 @@ func TestNonStringSecretsAreNeverEchoed(t *testing.T) {
 		{"client_secret as a list", "wetix/config", map[string]interface{}{"client_id": "c", "client_secret": []interface{}{canaries["client secret"]}}},
 	} {
 		body, _ := json.Marshal(c.data)
-		req, _ := http.NewRequest(http.MethodPost, s.Addr+"/v1/"+c.path, bytes.NewReader(body))
-		req.Header.Set("X-Vault-Token", s.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s: status %d; want 400", c.name, resp.StatusCode)
+		status, raw := rawPost(t, s.Addr, c.path, s.Token, body)
+		if status != http.StatusBadRequest {
+			t.Errorf("%s: status %d; want 400", c.name, status)
 		}
 		for what, canary := range canaries {
 			if strings.Contains(strings.ReplaceAll(string(raw), `\\n`, "\n"), canary) {

@@ -173,16 +173,9 @@ func TestSigningObjectNumbersThroughVault(t *testing.T) {
 	s, _ := setup(t, wetixtest.Options{}, nil)
 	s.Client.Logical().Write("wetix/signing-key", nil)
 	body := []byte(`{"mutation":"createMovieOrder","input":` + orderJSON + `}`)
-	req, _ := http.NewRequest(http.MethodPost, s.Addr+"/v1/wetix/sign", bytes.NewReader(body))
-	req.Header.Set("X-Vault-Token", s.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "input.tickets[0].price") || !strings.Contains(string(raw), "JSON string") {
-		t.Fatalf("object input with 1.50: %d %s; want 400 naming input.tickets[0].price and the fix", resp.StatusCode, raw)
+	status, raw := rawPost(t, s.Addr, "wetix/sign", s.Token, body)
+	if status != http.StatusBadRequest || !strings.Contains(string(raw), "input.tickets[0].price") || !strings.Contains(string(raw), "JSON string") {
+		t.Fatalf("object input with 1.50: %d %s; want 400 naming input.tickets[0].price and the fix", status, raw)
 	}
 	if strings.Contains(string(raw), "leak-canary") {
 		t.Fatal("the error quotes the input")
