@@ -91,15 +91,16 @@ func (g *gen) longTokens() {
 // carry whole (margin included), so a due token stays servable there.
 func (g *gen) windowTTL() int {
 	l := g.p.AccessTTL
-	room := l/10 - leaseMarginOf(l) - 40*time.Second
+	room := l/10 - leaseMarginOf(l) - 45*time.Second
 	return 1 + g.r.IntN(max(1, int(room.Seconds())))
 }
 
 // inWindow is how long after a token's issue to stand so that it is due (in
-// its last 10%) yet still carries ttl: life left in (ttl+margin+15s, 10%).
+// its last 10%) yet still carries ttl: life left in (ttl+margin+20s, 10%),
+// so it stays servable through the ~17 s an episode moves the clock after.
 func (g *gen) inWindow(ttl int) time.Duration {
 	l := g.p.AccessTTL
-	lo := time.Duration(ttl)*time.Second + leaseMarginOf(l) + 15*time.Second
+	lo := time.Duration(ttl)*time.Second + leaseMarginOf(l) + 20*time.Second
 	hi := l/10 - 2*time.Second
 	left := lo + time.Duration(g.r.Int64N(int64(max(time.Second, hi-lo))))
 	return (l - left).Truncate(time.Second)
@@ -187,7 +188,7 @@ func buildOutageThenInvalidClient(pb *profileBuilder) {
 	}
 }
 
-// buildRotateBurstOutage: WeTix fails slowly while an operator rotates, and
+// buildRotateBurstOutage: WeTix fails while an operator rotates, and
 // reads arrive during the rotate; each must get what a read alone would
 // (issue 9, defect 2).
 func buildRotateBurstOutage(pb *profileBuilder) {
@@ -234,7 +235,7 @@ func buildShortNoExpiresIn(pb *profileBuilder) {
 		}
 		pb.up(u)
 		for range 1 + pb.r.IntN(3) {
-			pb.add(step{Kind: stRotate}) // issued at this instant: exp is the next whole second + l - 1
+			pb.add(step{Kind: stRotate}) // exp: l seconds after the whole second it is issued in
 			frac := pb.elapsed % time.Second
 			// Time left when the read comes, mostly under a second.
 			left := time.Duration(5+pb.r.IntN(6)) * 100 * time.Millisecond
