@@ -44,9 +44,10 @@ unit: ## Unit tests only (no Vault binary needed): acceptance tests are skipped
 # this runs as many as asked from any seed (a failure prints how to replay it).
 SCHEDULES      ?= 10000
 SEED           ?= $(shell date +%s)
+PROFILE        ?=
 
-schedules: ## Random lifecycle schedules: make schedules SCHEDULES=100000 [SEED=S]
-	set -o pipefail; go test -race -count=1 -timeout 0 -v -run 'TestLifecycleSchedules$$' . -schedules=$(SCHEDULES) -seed=$(SEED) -schedule-failures=10 | grep -v '^=== RUN'
+schedules: ## Random lifecycle schedules: make schedules SCHEDULES=100000 [SEED=S] [PROFILE=uniform|window-servable|...]
+	set -o pipefail; go test -race -count=1 -timeout 0 -v -run 'TestLifecycleSchedules$$' . -schedules=$(SCHEDULES) -seed=$(SEED) -schedule-profile=$(PROFILE) -schedule-failures=10 | grep -v '^=== RUN'
 
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')

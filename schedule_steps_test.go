@@ -127,14 +127,15 @@ type scheduleParams struct {
 }
 
 type schedule struct {
-	Seed   uint64
-	Params scheduleParams
-	Steps  []step
+	Seed    uint64
+	Profile string // "uniform", or the focused profile it was drawn from
+	Params  scheduleParams
+	Steps   []step
 }
 
 func (s schedule) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "schedule seed=%d access_ttl=%s refresh_ttl=%s, %d steps:\n", s.Seed, s.Params.AccessTTL, s.Params.RefreshTTL, len(s.Steps))
+	fmt.Fprintf(&b, "schedule seed=%d profile=%s access_ttl=%s refresh_ttl=%s, %d steps:\n", s.Seed, s.Profile, s.Params.AccessTTL, s.Params.RefreshTTL, len(s.Steps))
 	for i, st := range s.Steps {
 		fmt.Fprintf(&b, "  %2d. %s\n", i, st)
 	}
@@ -148,6 +149,9 @@ type gen struct {
 }
 
 func genSchedule(seed uint64) schedule {
+	if p := pickProfile(seed); p != nil {
+		return genProfileSchedule(seed, p)
+	}
 	g := &gen{r: rand.New(rand.NewPCG(seed, 0x5eed))}
 	switch {
 	case g.r.IntN(100) < 12:
@@ -162,7 +166,7 @@ func genSchedule(seed uint64) schedule {
 		g.p.RefreshTTL = time.Duration(3+g.r.IntN(4)) * g.p.AccessTTL
 	}
 	n := 20 + g.r.IntN(41)
-	s := schedule{Seed: seed, Params: g.p}
+	s := schedule{Seed: seed, Profile: "uniform", Params: g.p}
 	// Most schedules start configured; the rest begin with something else.
 	if g.r.IntN(5) > 0 {
 		s.Steps = append(s.Steps, step{Kind: stConfigWrite, Cfg: g.cfg(true)})
