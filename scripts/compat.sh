@@ -308,35 +308,40 @@ build() {
 # ---- acceptance core ----------------------------------------------------------
 
 accept() {
-  local v="$1" log="$RESULTS/$1/test.log" rc=0 start end pass fail t missing=() names
+  local v="$1" log="$RESULTS/$1/test.log" json="$RESULTS/$1/test.json" rc=0 start end t names
+  local pass=() fail=() missing=() results
   local pattern; pattern="^($(IFS='|'; echo "${CORE_TESTS[*]}"))\$"
   say "$v: acceptance core (log: $log)"
   rm -f "$RESULTS/$v/failures"
   CURRENT="$v"; CURRENT_STEP=test
   start=$(date +%s)
   mkdir -p "$RESULTS/$v"
-  "$CACHE_DIR/vault-$v" version > "$log.header" 2>&1 || true
-  supervise "$v acceptance" "$log.run" env -C "$ROOT" VAULT_BINARY="$CACHE_DIR/vault-$v" GOWORK=off \
-    go test -count=1 -v -timeout "$TEST_TIMEOUT" -run "$pattern" ./acceptance/ || rc=$?
+  # -json ties every output line to its test, parallel ones included.
+  supervise "$v acceptance" "$json" env -C "$ROOT" VAULT_BINARY="$CACHE_DIR/vault-$v" GOWORK=off \
+    go test -count=1 -json -timeout "$TEST_TIMEOUT" -run "$pattern" ./acceptance/ || rc=$?
   end=$(date +%s)
-  # The log says which Vault the suite ran against.
-  cat "$log.header" "$log.run" > "$log" && rm -f "$log.header" "$log.run"
+  # A readable log that says which Vault the suite ran against.
+  { "$CACHE_DIR/vault-$v" version 2>&1 || true
+    jq -Rrj '. as $l | try (fromjson | if type == "object" then (.Output // "") else ($l + "\n") end) catch ($l + "\n")' "$json"
+  } > "$log"
   CURRENT=""
   put "$v" date "$(date -u +%Y-%m-%d)"
   if [ "$rc" = 124 ]; then
     put "$v" test "not finished this session (time: stopped after $(fmt_secs $((end - start))))"
     return
   fi
-  pass=() fail=()
+  results="$(jq -R -r 'fromjson? | select(type == "object" and .Test != null and (.Action == "pass" or .Action == "fail"))
+    | select(.Test | contains("/") | not) | "\(.Action) \(.Test)"' "$json")"
   for t in "${CORE_TESTS[@]}"; do
-    if grep -q -x -- "--- PASS: $t .*" "$log"; then pass+=("$t")
-    elif grep -q -x -- "--- FAIL: $t .*" "$log"; then fail+=("$t")
+    if grep -q -x "pass $t" <<<"$results"; then pass+=("$t")
+    elif grep -q -x "fail $t" <<<"$results"; then fail+=("$t")
     else missing+=("$t"); fi
   done
   for t in "${fail[@]}"; do
-    # The first t.Error/t.Fatal line the test printed.
-    echo "$t: \`$(sed -n "/^=== RUN   $t\$/,/^--- FAIL: $t /p" "$log" \
-      | grep -m1 -E '^[[:space:]]+[a-z_]+_test\.go:[0-9]+:' | sed -e 's/^[[:space:]]*//' -e 's/`/'"'"'/g' | cut -c1-300)\`" \
+    # The first t.Error/t.Fatal line the test (or one of its subtests) printed.
+    echo "$t: \`$(jq -R -r --arg t "$t" 'fromjson? | select(type == "object" and .Output != null
+        and (.Test == $t or (.Test // "" | startswith($t + "/")))) | .Output' "$json" \
+      | grep -m1 -E '^[[:space:]]+[A-Za-z0-9_.-]+\.go:[0-9]+:' | sed -e 's/^[[:space:]]*//' -e 's/`/'"'"'/g' | cut -c1-300)\`" \
       >> "$RESULTS/$v/failures"
   done
   if [ "${#missing[@]}" -gt 0 ] && [ "${#pass[@]}" -eq 0 ] && [ "${#fail[@]}" -eq 0 ]; then
