@@ -265,7 +265,8 @@ build_module() {
 build() {
   local v="$1" cached="$CACHE_DIR/vault-$1" dir start end rc=0 tidy got
   if [ -x "$cached" ] && "$cached" version 2>/dev/null | grep -q -E "^Vault ${v//./\\.}([ ,]|$)"; then
-    put "$v" built "yes (cached build)"
+    # A build measured earlier stays "yes"; otherwise say it was reused.
+    case "$(get "$v" built)" in yes*) ;; *) put "$v" built "yes (cached build)" ;; esac
     [ -n "$(get "$v" build_time)" ] || put "$v" build_time "cached"
     say "$v: using the cached build $cached"
     return 0
