@@ -175,8 +175,10 @@ if [ "${COMPAT_RENDER_ONLY:-0}" = 1 ]; then render; cat "$OUT"; exit 0; fi
 CHILD=""
 CURRENT=""
 CURRENT_STEP=""
+BUILD_DIR=""
 on_signal() {
   if [ -n "$CHILD" ]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; fi
+  if [ -n "$BUILD_DIR" ]; then rm -rf "$BUILD_DIR"; fi
   if [ -n "$CURRENT" ]; then
     put "$CURRENT" "$CURRENT_STEP" "not finished this session (stopped)"
     render
@@ -274,6 +276,7 @@ build() {
   say "$v: building Vault from $MODULE@$v (log: $RESULTS/$v/build.log)"
   mkdir -p "$RESULTS/$v"
   dir="$(mktemp -d "${TMPDIR:-/tmp}/compat-vault-$v.XXXXXX")"
+  BUILD_DIR="$dir"
   CURRENT="$v"; CURRENT_STEP=built
   start=$(date +%s)
   supervise "$v build" "$RESULTS/$v/build.log" bash -c "set -euo pipefail; $(declare -f build_module); ROOT='$ROOT' MODULE='$MODULE'; build_module '$dir' '$v'" || rc=$?
