@@ -18,7 +18,7 @@ TEST_TIMEOUT   ?= 60m
 export USER_VAULT_BINARY := $(VAULT_BINARY)
 export VAULT_BINARY := $(abspath $(VAULT_BIN))
 
-.PHONY: help build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench clean
+.PHONY: help build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench compat clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,11 @@ dev-down: ## Stop the demo started by `make dev`
 
 bench: build vault ## Benchmarks; prints a table and writes docs/benchmarks.md
 	scripts/bench.sh
+
+# Not part of `make test`: CI tests only the pinned Vault. Builds each Vault in
+# tools/vault/compat-versions (~15-20 min each, cold, on 2 cores; cached after).
+compat: ## Build each Vault in tools/vault/compat-versions, run the acceptance core on it; writes docs/compat.md
+	scripts/compat.sh
 
 clean: ## Remove built binaries (keeps the cached Vault)
 	rm -rf $(BIN_DIR)/plugins $(BIN_DIR)/wetix-emulator
