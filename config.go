@@ -78,12 +78,12 @@ func readConfig(ctx context.Context, storage logical.Storage) (*wetixConfig, err
 	if entry == nil {
 		return nil, nil
 	}
+	if err := checkEntrySchema("config entry", entry, configSchema); err != nil {
+		return nil, err
+	}
 	var cfg wetixConfig
 	if err := entry.DecodeJSON(&cfg); err != nil {
 		return nil, fmt.Errorf("decoding config: %w", err)
-	}
-	if err := checkSchema("config", cfg.SchemaVersion, configSchema); err != nil {
-		return nil, err
 	}
 	cfg.SchemaVersion = configSchema
 	return &cfg, nil

@@ -76,6 +76,12 @@ func (ts *tokenSource) changeConfigLocked(ctx context.Context, storage logical.S
 	}
 	ts.lockForConfigChange()
 	defer ts.mu.Unlock()
+	// The change rewrites the tokens entry (retire, forget a failure, adopt
+	// a pair): refuse it before anything is written or WeTix is asked, if
+	// that entry is one this version must not rewrite.
+	if _, err := readTokenState(ctx, storage); err != nil {
+		return nil, nil, false, err
+	}
 
 	var pair *client.Pair
 	if change.verify {
@@ -175,6 +181,16 @@ func (ts *tokenSource) deleteConfig(ctx context.Context, storage logical.Storage
 	defer ts.configMu.Unlock()
 	ts.lockForConfigChange()
 	defer ts.mu.Unlock()
+	// A newer plugin's entries (its refresh token among them) are not this
+	// version's to wipe; `vault secrets disable` still removes everything.
+	for _, e := range []struct {
+		key, what string
+		known     int
+	}{{configStoragePath, "config entry", configSchema}, {tokensStoragePath, "tokens entry", tokensSchema}} {
+		if err := refuseNewerEntry(ctx, storage, e.key, e.what, e.known); err != nil {
+			return err
+		}
+	}
 	if err := ts.configs.remove(ctx, storage); err != nil {
 		return fmt.Errorf("deleting the config failed; try again: %w", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,10 +41,11 @@ func TestConfigDeleteRacingTheFirstConfigLoadStaysDeleted(t *testing.T) {
 	// The first read of the new backend stalls inside its storage read of
 	// the config; the delete runs to completion meanwhile.
 	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
+	var first atomic.Bool // not sync.Once: later readers must not wait for the first
 	h.storage.setHook(func(op, key string) error {
-		if op == "get" && key == configStoragePath {
-			once.Do(func() { close(entered); <-release })
+		if op == "get" && key == configStoragePath && first.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
 		}
 		return nil
 	})

@@ -69,12 +69,12 @@ func readSigningKeys(ctx context.Context, storage logical.Storage) (*signingKeys
 	if raw == nil {
 		return k, nil
 	}
+	if err := checkEntrySchema(signingKeysStoragePath+" entry", raw, signingKeysSchema); err != nil {
+		return nil, err
+	}
 	var e signingKeysEntry
 	if err := raw.DecodeJSON(&e); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", signingKeysStoragePath, err)
-	}
-	if err := checkSchema(signingKeysStoragePath+" entry", e.SchemaVersion, signingKeysSchema); err != nil {
-		return nil, err
 	}
 	if e.SchemaVersion < 1 {
 		// v0.1.0 had no signing keys, so there is no older layout to upgrade.

@@ -114,12 +114,12 @@ func readTokenState(ctx context.Context, storage logical.Storage) (*tokenState, 
 	if entry == nil {
 		return &tokenState{}, nil
 	}
+	if err := checkEntrySchema("tokens entry", entry, tokensSchema); err != nil {
+		return nil, err
+	}
 	var st tokenState
 	if err := entry.DecodeJSON(&st); err != nil {
 		return nil, fmt.Errorf("decoding stored tokens: %w", err)
-	}
-	if err := checkSchema("tokens", st.SchemaVersion, tokensSchema); err != nil {
-		return nil, err
 	}
 	st.SchemaVersion = tokensSchema
 	return &st, nil
