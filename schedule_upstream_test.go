@@ -114,10 +114,6 @@ func (u upstream) String() string {
 	return s
 }
 
-func (u upstream) healthy() bool {
-	return u.OneShotN == 0 && u.Refresh.succeeds() && u.CC.succeeds()
-}
-
 // install replaces the emulator's fault queue with u, oneShotLeft calls of
 // the one-shot fault first.
 func (u upstream) install(srv *wetixtest.Server, oneShotLeft int) {
