@@ -11,8 +11,6 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-const secretAccessTokenType = "wetix_access_token"
-
 func pathToken(b *backend) *framework.Path {
 	return &framework.Path{
 		Pattern: "token",
@@ -42,27 +40,18 @@ var tokenResponseFields = map[string]*framework.FieldSchema{
 }
 
 const tokenHelp = `
-Returns the mount's current WeTix access token as a leased, non-renewable
-secret: access_token, token_type and expires_at. Reads of a token that is not
-close to expiry are answered from memory with no call to WeTix. When the token
-is due, one refresh runs for the whole mount and every waiting read is served
-from it. The lease TTL is the configured ttl, shortened so that no lease
-outlives its token; when the lease ends, read again. Revoking a lease does
-nothing at WeTix (it has no revocation endpoint) and does not affect other
-readers. The client secret and the refresh token are never returned.
+Returns the mount's current WeTix access token as a leased, renewable secret:
+access_token, token_type and expires_at. Reads of a token that is not close to
+expiry are answered from memory with no call to WeTix. When the token is due,
+one refresh runs for the whole mount and every waiting read is served from it.
+The lease TTL is the configured ttl, shortened so that no lease outlives its
+token. Renewing the lease extends it by up to ttl while its token is still the
+one the mount serves and is not due for refresh; otherwise the renewal is
+refused, and the consumer reads again to get the current token (Vault Agent,
+Vault Proxy and the Vault Secrets Operator do this by themselves). Revoking a
+lease does nothing at WeTix (it has no revocation endpoint) and does not affect
+other readers. The client secret and the refresh token are never returned.
 `
-
-func secretAccessToken(b *backend) *framework.Secret {
-	return &framework.Secret{
-		Type:   secretAccessTokenType,
-		Fields: tokenResponseFields,
-		// WeTix has no revocation endpoint, and the token is shared by every
-		// reader of the mount: revoking one lease must not touch it.
-		Revoke: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
-			return nil, nil
-		},
-	}
-}
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	cfg, err := b.configFor(ctx, req.Storage)
@@ -103,10 +92,8 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 		"access_token": st.AccessToken,
 		"token_type":   "Bearer",
 		"expires_at":   st.AccessExpiresAt.UTC().Format(time.RFC3339),
-	}, nil)
-	resp.Secret.TTL = ttl
-	resp.Secret.MaxTTL = ttl
-	resp.Secret.Renewable = false
+	}, map[string]interface{}{leaseTokenKey: tokenFingerprint(st.AccessToken)})
+	leaseOnToken(resp.Secret, st, ttl, b.now())
 	for _, w := range res.warnings {
 		resp.AddWarning(w)
 	}

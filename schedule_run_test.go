@@ -161,6 +161,8 @@ func (w *world) exec(st step, v storedView) error {
 		return w.burst(st, v)
 	case stHeal:
 		return w.heal()
+	case stRenew:
+		return w.renew(st, v)
 	}
 	return nil
 }
@@ -196,7 +198,10 @@ func (w *world) read(v storedView, storageFault bool) error {
 		return err
 	}
 	if got == oToken || got == oStale {
-		return w.checkToken(resp, now, v.ttl())
+		if err := w.checkToken(resp, now, v.ttl()); err != nil {
+			return err
+		}
+		w.hold(resp, now)
 	}
 	return nil
 }

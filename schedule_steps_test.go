@@ -24,6 +24,7 @@ const (
 	stWeTixSecret // WeTix's client secret changes (the operator rotated it there)
 	stBurst       // concurrent requests
 	stHeal        // every fault clears; one read must then succeed
+	stRenew       // Vault renews one of the leases reads were given
 )
 
 // cfgWrite is a config create or update. Empty fields are not sent.
@@ -70,6 +71,8 @@ type step struct {
 	Burst   []step
 	Offset  time.Duration // start delay of a burst member
 	Fresh   bool          // the burst starts on a just-restarted backend
+	Lease   int           // stRenew: which held lease (modulo how many)
+	Inc     time.Duration // stRenew: the increment asked for (0: none)
 }
 
 func (s step) String() string {
@@ -114,6 +117,8 @@ func (s step) String() string {
 		b.WriteString("}")
 	case stHeal:
 		b.WriteString("heal (clear every fault, past any cooldown) and read")
+	case stRenew:
+		fmt.Fprintf(&b, "renew held lease #%d increment %s", s.Lease, s.Inc)
 	}
 	if s.Storage != nil {
 		b.WriteString(" with storage fault " + s.Storage.String())
@@ -150,7 +155,7 @@ type gen struct {
 
 func genSchedule(seed uint64) schedule {
 	if p := pickProfile(seed); p != nil {
-		return genProfileSchedule(seed, p)
+		return withRenewals(genProfileSchedule(seed, p))
 	}
 	g := &gen{r: rand.New(rand.NewPCG(seed, 0x5eed))}
 	switch {
@@ -174,7 +179,7 @@ func genSchedule(seed uint64) schedule {
 	for len(s.Steps) < n {
 		s.Steps = append(s.Steps, g.step())
 	}
-	return s
+	return withRenewals(s)
 }
 
 func (g *gen) pick(weights ...int) int {

@@ -105,6 +105,10 @@ func TestLifecycleSchedules(t *testing.T) {
 	t.Logf("schedules=%d steps=%d violations=%d seed=%d (%.1fs, %.1fs per 1000 schedules)",
 		ran.Load(), steps.Load(), len(failures), base, elapsed.Seconds(), elapsed.Seconds()*1000/float64(max(1, ran.Load())))
 	t.Logf("schedules by profile: %v", byProf)
+	t.Logf("lease renewals: %d granted, %d refused", renewalsGranted.Load(), renewalsRefused.Load())
+	if *flagProfile == "" && n >= 100 && (renewalsGranted.Load() == 0 || renewalsRefused.Load() == 0) {
+		t.Errorf("renewal steps never both granted and refused: invariant 8 checked nothing")
+	}
 	tally := map[string]int{}
 	for _, f := range failures {
 		tally[fmt.Sprintf("%s/inv%d", f.sch.Profile, invariantOf(f.err))]++

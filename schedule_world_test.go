@@ -57,6 +57,9 @@ type world struct {
 	checked int         // steps checked, probes included
 	// blurAfter: the step's effect on the cooldown is unknown (a burst).
 	blurAfter bool
+	// held are leases plain reads were given, as Vault keeps them, for
+	// renewal steps.
+	held []heldLease
 }
 
 func newWorld(t *testing.T, sch schedule) *world {

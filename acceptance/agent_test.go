@@ -98,11 +98,12 @@ template {
 // TestAgentRerendersRefreshedToken runs Vault Agent with the README's
 // template against 30s tokens and a 5s ttl, over two refreshes. An app
 // reading wetix/token refreshes it when it goes due: when it can no longer
-// carry a full 5s lease (about 6.5s before expiry). Agent holds a non-renewable lease and re-reads at 85-95% of
-// its lease_duration (consul-template's leaseCheckWait with
-// lease_renewal_threshold 0.9), then renders the new token. Every lease
-// Agent held before a refresh was at most ttl long, so the file lags the
-// refresh by at most 0.95*ttl plus render time, for which we allow 1s.
+// carry a full 5s lease (about 6.5s before expiry). Agent holds a renewable
+// lease and renews it at 1/3-2/3 of its duration (consul-template's renewer);
+// the first renewal after the refresh is refused (the lease's token was
+// replaced), so Agent reads again and renders the new token. Agent renews
+// within a lease's life, so the file lags the refresh by less than ttl; we
+// allow 0.95*ttl plus 1s of render time.
 //
 // The file must also change before the old token expires, or the app would
 // be handed a dead token. Leases end a margin (5% of the life) before expiry,
