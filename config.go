@@ -21,7 +21,7 @@ const (
 	envProduction = "production"
 	envSandbox    = "sandbox"
 
-	defaultTTL            = time.Hour
+	defaultTTL            = 5 * time.Minute
 	defaultRequestTimeout = 30 * time.Second
 	// maxRequestTimeout keeps one call, and a retry after it, inside Vault's
 	// default 90s request deadline.

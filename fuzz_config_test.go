@@ -114,7 +114,7 @@ func FuzzConfigWrite(f *testing.F) {
 		}
 		wantSecret := "baseline-secret"
 		if create {
-			want = map[string]interface{}{"environment": envProduction, "base_url": "", "ttl": int64(3600), "request_timeout": int64(30)}
+			want = map[string]interface{}{"environment": envProduction, "base_url": "", "ttl": int64(defaultTTL.Seconds()), "request_timeout": int64(30)}
 		}
 		for i, field := range fuzzFields {
 			if present&(1<<i) == 0 {

@@ -43,7 +43,7 @@ func pathConfig(b *backend) *framework.Path {
 			},
 			"ttl": {
 				Type:        framework.TypeDurationSecond,
-				Description: "Lease TTL of a token read (default 1h; 0 restores the default). A lease never outlives the access token it carries, whatever this says.",
+				Description: "Lease TTL of a token read, and how far a renewal extends it (default 5m; 0 restores the default). A lease never outlives the access token it carries, whatever this says.",
 				Default:     int(defaultTTL.Seconds()),
 			},
 			"verify": {

@@ -41,8 +41,8 @@ func TestTokenFirstReadUsesClientCredentials(t *testing.T) {
 			t.Errorf("unexpected field %q in token read", k)
 		}
 	}
-	if resp.Secret == nil || !resp.Secret.Renewable || resp.Secret.TTL != 58*time.Minute+59*time.Second {
-		// ttl 1h vs the token's remaining 1h-1s less a 1m margin.
+	if resp.Secret == nil || !resp.Secret.Renewable || resp.Secret.TTL != defaultTTL || resp.Secret.MaxTTL != 58*time.Minute+59*time.Second {
+		// The default ttl; renewable up to the token's remaining 1h-1s less a 1m margin.
 		t.Fatalf("lease: %+v", resp.Secret)
 	}
 	st := h.stored()
