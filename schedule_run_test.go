@@ -201,6 +201,11 @@ func (w *world) read(v storedView, storageFault bool) error {
 		if err := w.checkToken(resp, now, v.ttl()); err != nil {
 			return err
 		}
+		if !storageFault {
+			if err := w.renewAtOnce(resp, now); err != nil {
+				return err
+			}
+		}
 		w.hold(resp, now)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -24,12 +25,22 @@ const leaseTokenKey = "access_token_sha256"
 // docs/scale.md, a read-per-request app behind a caching Proxy holds 1 lease
 // where a direct one holds reads/s x ttl.
 //
-// A renewal never extends a lease past the point where its token stops being
-// the right one to use: it is refused once the mount serves another token
-// (refresh, rotate, credential change, delete) or the token is due for
-// refresh, so a consumer that renews moves to the current token at its next
-// renewal. WeTix does not document whether a refresh revokes the previous
-// access token; assuming it may, a consumer still holding the old one after a
+// A renewal is granted exactly when a read would hand out the same token on
+// a full ttl lease: the lease's token is still the mount's and can still
+// carry ttl (margin included). It is refused once the mount holds another
+// token (refresh, rotate, credential change, delete) or the token is too close
+// to its end, so a consumer that renews moves to the current token at its
+// next renewal, and a due token is refreshed by that consumer's read or by
+// the periodic tick. A due token that reads still serve (a secret change
+// pending, WeTix down in the refresh window) stays renewable: refusing would
+// send Agent and VSO into a read/renew loop on the very token the read gives
+// them. A lease that could not be renewed at once (a token leased short near
+// its end) is issued non-renewable, so its consumer re-reads near the lease's
+// end as before instead of renewing, being refused and re-reading within the
+// same second (which Agent ignores).
+//
+// WeTix does not document whether a refresh revokes the previous access
+// token; assuming it may, a consumer still holding the old one after a
 // refresh holds it at most until its current lease ends, which is what a
 // non-renewable lease of the same ttl allows too.
 func secretAccessToken(b *backend) *framework.Secret {
@@ -50,16 +61,28 @@ func tokenFingerprint(accessToken string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// leaseOnToken sets a lease of ttl on st's token, renewable up to the end of
-// the token's leasable life (its expiry less the margin). Vault measures the
-// max TTL from the lease's issue time.
-func leaseOnToken(lease *logical.Secret, st *tokenState, ttl time.Duration, now time.Time) {
+// leaseOnToken sets a lease of ttl on st's token: renewable up to the end of
+// the token's leasable life (its expiry less the margin) when a renewal now
+// would be granted, else not renewable. Vault measures the max TTL from the
+// lease's issue time.
+func leaseOnToken(lease *logical.Secret, st *tokenState, cfg *wetixConfig, ttl time.Duration, now time.Time) {
 	lease.TTL = ttl
-	lease.MaxTTL = leasable(st, now).Truncate(time.Second)
-	if lease.MaxTTL < ttl {
-		lease.MaxTTL = ttl
+	lease.MaxTTL = ttl
+	lease.Renewable = renewable(st, cfg, now)
+	if lease.Renewable {
+		lease.MaxTTL = max(ttl, leasable(st, now).Truncate(time.Second))
 	}
-	lease.Renewable = true
+}
+
+// renewable: the token can carry a whole ttl lease from now, margin included.
+func renewable(st *tokenState, cfg *wetixConfig, now time.Time) bool {
+	return st.hasAccessToken() && leasable(st, now) >= cfg.TTL
+}
+
+// refuseRenewal is a 400 whose text Vault shows as is; an error response
+// would reach the CLI formatted as a Go struct.
+func refuseRenewal(why string) error {
+	return logical.CodedError(http.StatusBadRequest, "the lease cannot be renewed: "+why)
 }
 
 // renewAccessTokenLease extends a lease by up to ttl, answering only from
@@ -71,7 +94,7 @@ func (b *backend) renewAccessTokenLease(ctx context.Context, req *logical.Reques
 		return nil, err
 	}
 	if cfg == nil {
-		return logical.ErrorResponse("the lease cannot be renewed: " + errNotConfigured.Error()), nil
+		return nil, refuseRenewal(errNotConfigured.Error())
 	}
 	st, err := b.tokens.current(ctx, req.Storage, cfg)
 	if err != nil {
@@ -79,16 +102,13 @@ func (b *backend) renewAccessTokenLease(ctx context.Context, req *logical.Reques
 	}
 	issuedOn, _ := req.Secret.InternalData[leaseTokenKey].(string)
 	if !st.hasAccessToken() || issuedOn == "" || issuedOn != tokenFingerprint(st.AccessToken) {
-		return logical.ErrorResponse("the lease cannot be renewed: its access token has been replaced (a refresh, a rotate or a credential change); read <mount>/token again for the current one"), nil
-	}
-	if b.tokens.due(st, cfg) {
-		return logical.ErrorResponse("the lease cannot be renewed: its access token is due for refresh; read <mount>/token again for a fresh one"), nil
+		return nil, refuseRenewal("its access token has been replaced (a refresh, a rotate or a credential change); read <mount>/token again for the current one")
 	}
 	now := b.now()
-	ttl, ok := leaseTTL(cfg.TTL, st, now)
-	if !ok {
-		return logical.ErrorResponse("the lease cannot be renewed: its access token expires too soon; read <mount>/token again"), nil
+	if !renewable(st, cfg, now) {
+		return nil, refuseRenewal("its access token is too close to its expiry to be leased for the mount's ttl again; read <mount>/token again for a fresh one")
 	}
+	ttl, _ := leaseTTL(cfg.TTL, st, now)
 	if inc := req.Secret.Increment; inc >= minLease && inc < ttl {
 		ttl = inc.Truncate(time.Second)
 	}
