@@ -28,6 +28,7 @@ type pacedLoad struct {
 	inspect func(body []byte) error
 
 	start time.Time
+	stop  atomic.Bool  // set to end the run early: no slot is sent after it
 	next  atomic.Int64 // the next slot to send
 	sent  atomic.Int64
 	late  atomic.Int64
@@ -66,6 +67,9 @@ func (p *pacedLoad) run(start time.Time, d time.Duration) {
 				}
 				if wait := time.Until(due); wait > 0 {
 					time.Sleep(wait)
+				}
+				if p.stop.Load() {
+					return
 				}
 				t0 := time.Now()
 				status, body, err := p.client.do(p.target)

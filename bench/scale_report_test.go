@@ -32,8 +32,12 @@ func (c *scaleCell) report(final scaleSample, e scaleEnd) {
 	if c.proxy != nil {
 		proxyRSS = fmt.Sprintf("%.0f", kibToMiB(final.ProxyRSS))
 	}
+	duration := shortDur(set.duration)
+	if e.Interrupted {
+		duration = fmt.Sprintf("**%s of %s (interrupted)**", shortDur(e.Elapsed.Round(time.Second)), duration)
+	}
 	row := fmt.Sprintf("| %s | %s | %s | %s, %ds | %.0f | %.0f | %.1f%% | %s | %d | %d | %.0f / %.0f / %.0f | %s | %.0f | %s | %s | %s | %d | %d | %d | %d |",
-		cellText(set.label), set.via, shortDur(set.ttl), renew, c.first.LeaseDuration, set.rate, achieved, late, shortDur(set.duration),
+		cellText(set.label), set.via, shortDur(set.ttl), renew, c.first.LeaseDuration, set.rate, achieved, late, duration,
 		e.EndLeases, e.PeakLeases, kibToMiB(start.VaultRSS), kibToMiB(final.VaultRSS), kibToMiB(e.VaultHWM), perLease,
 		kibToMiB(final.PluginRSS), proxyRSS, ms(e.P50), ms(e.P99), e.Errors, e.WeTixCalls, e.Tokens, e.LeaseIDs)
 

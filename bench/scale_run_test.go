@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/internal/vaulttest"
@@ -50,6 +53,7 @@ func (m *cpuMeter) cores(now time.Time) float64 {
 type scaleEnd struct {
 	Elapsed               time.Duration // from the first slot to the last answer
 	StopAt                time.Time
+	Interrupted           bool // by a signal, before the duration was up
 	OK, Errors            int
 	Sent, Late            int64
 	P50, P99              time.Duration
@@ -122,6 +126,12 @@ func (c *scaleCell) run() {
 	calls0 := c.emu.TotalCalls()
 	sample(0, 0)
 
+	// Ctrl-C (or a TERM) ends the load early and still reports, with the
+	// time it ran, and the test's cleanup stops Vault, its plugin and the
+	// Proxy; a second one kills the process as usual.
+	interrupted, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
 	start := time.Now()
 	done := make(chan struct{})
 	go func() { load.run(start, set.duration); close(done) }()
@@ -132,6 +142,12 @@ func (c *scaleCell) run() {
 		case now := <-tick.C:
 			sample(now.Sub(start), now.Sub(last))
 			last = now
+		case <-interrupted.Done():
+			stopSignals()
+			load.stop.Store(true)
+			end.Interrupted = true
+			fmt.Printf("scale: interrupted at t=%.0fs: stopping the load, then reporting what ran\n", time.Since(start).Seconds())
+			interrupted = context.Background() // its Done is nil: this case is over
 		case <-done:
 			running = false
 		}
