@@ -18,7 +18,7 @@ TEST_TIMEOUT   ?= 60m
 export USER_VAULT_BINARY := $(VAULT_BINARY)
 export VAULT_BINARY := $(abspath $(VAULT_BIN))
 
-.PHONY: help build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench compat clean
+.PHONY: help build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench scale compat clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,11 @@ dev-down: ## Stop the demo started by `make dev`
 
 bench: build vault ## Benchmarks; prints a table and writes docs/benchmarks.md
 	scripts/bench.sh
+
+# Not part of `make test`. Each cell is SCALE_DURATION (10m) of load plus
+# about a minute; the default five cells take about 55 minutes.
+scale: build vault ## Scale envelope: leases and Vault memory per lease option at SCALE_RATE reads/s, direct and via Vault Proxy; writes docs/scale.md
+	VERSION=$(VERSION) scripts/scale.sh
 
 # Not part of `make test`: CI tests only the pinned Vault. Builds each Vault in
 # tools/vault/compat-versions (~15-20 min each, cold, on 2 cores; cached after).

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,54 +43,18 @@ func (l *issueLog) at(i int) (time.Time, bool) {
 func startAgent(t *testing.T, s *vaulttest.Server, token string) (dest string, log func() string) {
 	t.Helper()
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "app-token")
 	dest = filepath.Join(dir, "wetix-token")
-	logFile := filepath.Join(dir, "agent.log")
-	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := fmt.Sprintf(`
 vault { address = %q }
-auto_auth {
-  method "token_file" {
-    config = { token_file_path = %q }
-  }
-}
+%s
 template_config { exit_on_retry_failure = true }
 template {
   contents    = "{{ with secret \"wetix/token\" }}{{ .Data.access_token }}{{ end }}"
   destination = %q
 }
-`, s.Addr, tokenFile, dest)
-	confFile := filepath.Join(dir, "agent.hcl")
-	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(vaulttest.VaultBinary(t), "agent", "-config="+confFile, "-log-level=trace")
-	cmd.Stdout, cmd.Stderr = out, out
-	// Only the config file may say where Vault is and which token to use:
-	// Agent lets VAULT_ADDR override vault { address }, even when empty.
-	cmd.Env = []string{"HOME=" + dir}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "VAULT_") && !strings.HasPrefix(kv, "HOME=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); out.Close(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	return dest, func() string { b, _ := os.ReadFile(logFile); return string(b) }
+`, s.Addr, vaulttest.TokenFileAutoAuth(vaulttest.WriteTokenFile(t, dir, token)), dest)
+	agent := vaulttest.StartDaemon(t, "agent", dir, conf, "-log-level=trace")
+	return dest, agent.Log
 }
 
 // TestAgentRerendersRefreshedToken runs Vault Agent with the README's

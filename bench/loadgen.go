@@ -20,6 +20,23 @@
 //	WETIX_BENCH_PROFILE=file      also save a 5s CPU profile of Vault under token reads
 //	WETIX_PLUGIN_BINARY=path      plugin to register (default: built from source)
 //	WETIX_PLUGIN_VERSION=v0.1.0   the version baked into WETIX_PLUGIN_BINARY
+//
+// BenchmarkScale (scale_test.go) is the scale envelope, one cell per run:
+// readers read wetix/token open loop at a fixed rate, straight to Vault or
+// through a caching Vault Proxy, and it samples Vault's live leases
+// (vault.expire.num_leases) and the resident memory of Vault, the plugin and
+// the Proxy. It runs only when WETIX_SCALE_VIA is set; `make scale`
+// (scripts/scale.sh) runs the matrix of lease options and writes
+// docs/scale.md. One cell by hand:
+//
+//	WETIX_SCALE_VIA=proxy WETIX_SCALE_DURATION=90s go test -v -count=1 -timeout 0 -run '^$' -bench '^BenchmarkScale$' -benchtime 1x ./bench
+//
+// Its knobs: WETIX_SCALE_VIA=direct|proxy, WETIX_SCALE_RATE (reads/s, 1000),
+// WETIX_SCALE_DURATION (10m), WETIX_SCALE_TTL (the mount's ttl, 1h),
+// WETIX_SCALE_READERS (32), WETIX_SCALE_SAMPLE (30s), WETIX_SCALE_LABEL (the
+// option's name in the report), WETIX_SCALE_OUT (append the row and the
+// samples there), WETIX_SCALE_LIST=0 (skip counting the leases with LIST at
+// the end), and WETIX_PLUGIN_BINARY / WETIX_PLUGIN_VERSION as above.
 package bench
 
 import (
@@ -77,7 +94,10 @@ func (c *loadClient) do(t target) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("X-Vault-Token", c.token)
+	// No token is how an app talks to a Proxy that forces its auto-auth token.
+	if c.token != "" {
+		req.Header.Set("X-Vault-Token", c.token)
+	}
 	if t.Body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -168,20 +168,8 @@ func pluginBinary(t testing.TB, dir string) vaulttest.Plugin {
 // learnVersion reads back the version Vault registered the plugin under:
 // registered without one, Vault takes the version the plugin reports.
 func (r *rig) learnVersion() {
-	if r.plugin.Version != "" {
-		return
-	}
-	list, err := r.srv.Client.Sys().ListPlugins(&api.ListPluginsInput{Type: api.PluginTypeSecrets})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	for _, p := range list.Details {
-		if p.Name == vaulttest.CatalogName && !p.Builtin {
-			r.plugin.Version = p.Version
-		}
-	}
 	if r.plugin.Version == "" {
-		r.t.Fatal("the plugin reports no version; set WETIX_PLUGIN_VERSION")
+		r.plugin.Version = registeredVersion(r.t, r.srv)
 	}
 }
 

@@ -383,3 +383,11 @@ func JSON(data map[string]interface{}, v interface{}) error {
 	}
 	return json.Unmarshal(b, v)
 }
+
+// PID is the process id of the vault server (the leader of the process
+// group its plugins run in).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd.Process.Pid
+}
