@@ -153,3 +153,18 @@ func ErrText(err error) string {
 	}
 	return err.Error()
 }
+
+// LiveLeases counts the live leases of mount's token path, as an operator
+// would: vault list sys/leases/lookup/<mount>/token/.
+func LiveLeases(tb testing.TB, c *api.Client, mount string) int {
+	tb.Helper()
+	s, err := c.Logical().List("sys/leases/lookup/" + mount + "/token/")
+	if err != nil {
+		tb.Fatalf("LIST sys/leases/lookup/%s/token/: %v", mount, err)
+	}
+	if s == nil {
+		return 0
+	}
+	keys, _ := s.Data["keys"].([]interface{})
+	return len(keys)
+}

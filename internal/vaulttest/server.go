@@ -293,10 +293,16 @@ func (s *Server) Log() string {
 
 // CLI runs the real vault CLI against this server and returns its stdout.
 func (s *Server) CLI(args ...string) (string, error) {
+	return s.CLIAs(s.Token, args...)
+}
+
+// CLIAs runs the vault CLI against this server with token (an app's rather
+// than root's); like CLI, an error carries stderr.
+func (s *Server) CLIAs(token string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, VaultBinary(s.tb), args...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.Addr, "VAULT_TOKEN="+s.Token, "HOME="+s.opts.DataDir, "VAULT_FORMAT=")
+	cmd.Env = append(os.Environ(), "VAULT_ADDR="+s.Addr, "VAULT_TOKEN="+token, "HOME="+s.opts.DataDir, "VAULT_FORMAT=")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
