@@ -125,8 +125,10 @@ const backendHelp = `
 The WeTix secrets engine serves WeTix Open API access tokens.
 
 An operator writes the WeTix client credentials to "config" once; they can
-never be read back. Apps read "token" and get a valid access token as a leased,
-non-renewable secret. The engine refreshes the token through WeTix before it
-expires, stores the rotated refresh token before answering, and falls back to
-the client-credentials grant whenever the refresh token is missing or rejected.
+never be read back. Apps read "token" and get a valid access token as a leased
+secret, renewable while the token is the mount's current one. The engine
+refreshes the token through WeTix before it expires, stores the rotated
+refresh token before answering, and falls back to the client-credentials grant
+whenever the refresh token is missing or rejected. It also holds the RSA key
+that signs order mutations ("signing-key", "sign").
 `
