@@ -196,15 +196,7 @@ func (c *scaleCell) rss(pid int) int64 {
 // listLeases counts the live leases of the token path, as an operator
 // would: vault list sys/leases/lookup/<mount>/token/.
 func (c *scaleCell) listLeases() int {
-	s, err := c.srv.Client.Logical().List("sys/leases/lookup/" + scaleMount + "/token/")
-	if err != nil {
-		c.b.Fatalf("LIST sys/leases/lookup/%s/token/: %v", scaleMount, err)
-	}
-	if s == nil {
-		return 0
-	}
-	keys, _ := s.Data["keys"].([]interface{})
-	return len(keys)
+	return vaulttest.LiveLeases(c.b, c.srv.Client, scaleMount)
 }
 
 // settledGauge waits for the lease gauge of an interval that began after
