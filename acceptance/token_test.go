@@ -25,7 +25,7 @@ type tokenJSON struct {
 
 // TestReadToken reads wetix/token three ways the README shows (official Go
 // client, `vault read -format=json`, plain HTTP with X-Vault-Token): each
-// gets the token the emulator issued, as a renewable lease that ends no
+// gets the token the emulator issued, on a lease that ends no
 // later than the configured ttl nor the token's expiry, and all of them
 // together cost one call to WeTix.
 func TestReadToken(t *testing.T) {
@@ -48,8 +48,11 @@ func TestReadToken(t *testing.T) {
 	if !strings.HasPrefix(sec.LeaseID, "wetix/token/") {
 		t.Errorf("lease_id = %q, want one under wetix/token/", sec.LeaseID)
 	}
-	if !sec.Renewable {
-		t.Errorf("lease is not renewable: Vault Proxy and Agent's cache would pass every read through to Vault")
+	// A lease cut short to its token's end could not be renewed at once, so
+	// it is not renewable: Agent would renew it, be refused and re-read
+	// within the same second.
+	if sec.Renewable {
+		t.Errorf("a lease cut to a 2m token (ttl 1h) is renewable, but its renewal would be refused at once")
 	}
 	if sec.Data["token_type"] != "Bearer" {
 		t.Errorf("token_type = %v, want Bearer", sec.Data["token_type"])
@@ -73,7 +76,7 @@ func TestReadToken(t *testing.T) {
 
 	// Real CLI.
 	out := s.MustCLI("read", "-format=json", "wetix/token")
-	checkTokenJSON(t, "vault read -format=json wetix/token", []byte(out), issued, expiresAt)
+	checkTokenJSON(t, "vault read -format=json wetix/token", []byte(out), issued, expiresAt, false)
 	if field := strings.TrimSpace(s.MustCLI("read", "-field=access_token", "wetix/token")); field != issued.AccessToken {
 		t.Errorf("vault read -field=access_token wetix/token printed %d bytes, not the issued token", len(field))
 	}
@@ -83,7 +86,7 @@ func TestReadToken(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("GET /v1/wetix/token: %d %s", code, body)
 	}
-	checkTokenJSON(t, "GET /v1/wetix/token", body, issued, expiresAt)
+	checkTokenJSON(t, "GET /v1/wetix/token", body, issued, expiresAt, false)
 
 	if n := emu.TotalCalls(); n != 1 {
 		t.Errorf("four reads made %d calls to WeTix, want 1: the token is cached", n)
@@ -100,17 +103,22 @@ func TestReadToken(t *testing.T) {
 	if sec.LeaseDuration < 29 || sec.LeaseDuration > 30 {
 		t.Errorf("with ttl=30s lease_duration = %ds, want 30", sec.LeaseDuration)
 	}
+	// A full ttl lease is renewable: Vault Proxy and Agent's cache keep and
+	// renew it instead of passing every read through to Vault.
+	if !sec.Renewable {
+		t.Errorf("with ttl=30s on a 2m token the lease is not renewable")
+	}
 }
 
-func checkTokenJSON(t *testing.T, how string, raw []byte, issued wetixtest.Pair, expiresAt time.Time) {
+func checkTokenJSON(t *testing.T, how string, raw []byte, issued wetixtest.Pair, expiresAt time.Time, renewable bool) {
 	t.Helper()
 	var got tokenJSON
 	mustJSON(t, raw, &got)
 	if got.Data.AccessToken != issued.AccessToken {
 		t.Errorf("%s: access_token differs from the cached token", how)
 	}
-	if got.LeaseID == "" || !got.Renewable {
-		t.Errorf("%s: lease_id %q renewable %v; want a renewable lease", how, got.LeaseID, got.Renewable)
+	if got.LeaseID == "" || got.Renewable != renewable {
+		t.Errorf("%s: lease_id %q renewable %v; want a lease, renewable %v", how, got.LeaseID, got.Renewable, renewable)
 	}
 	if end := time.Now().Add(time.Duration(got.LeaseDuration) * time.Second); got.LeaseDuration <= 0 || end.After(expiresAt.Add(time.Second)) {
 		t.Errorf("%s: lease_duration %ds ends after the token expires at %s", how, got.LeaseDuration, expiresAt.Format(time.RFC3339))
