@@ -69,3 +69,43 @@ func TestStaleServedLeaseIsRenewableRightAway(t *testing.T) {
 		})
 	}
 }
+
+// Vault Agent (consul-template's renewer) renews a renewable lease the moment
+// it has it, a few milliseconds after the read, and on a refusal reads again
+// at once: within the same Unix second, so consul-template drops that read
+// (same index) and keeps rendering the token it had, while it goes on renewing
+// the new read's lease. A read whose token can carry a full ttl by less than
+// that round trip is issued renewable and refused a moment later: the
+// design's "renewable exactly when a renewal at once would be granted" has no
+// slack for the "at once".
+func TestARenewableLeaseIsStillRenewableWhenAgentRenewsIt(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"ttl": "5m"})
+	h.readToken()
+	st := h.stored()
+	margin := leaseMargin(st.accessLifetime())
+	// Move to the moment the token can carry a full 5m lease with 300ms to
+	// spare.
+	at := st.AccessExpiresAt.Add(-margin - 5*time.Minute - 300*time.Millisecond)
+	h.clock.Advance(at.Sub(h.clock.Now()))
+
+	lease, read := h.issuedLease()
+	if read.Data["access_token"] != st.AccessToken {
+		t.Fatal("setup: the read refreshed; the token should not be due yet")
+	}
+	if !lease.Renewable {
+		return // not renewable: Agent waits ~90% of the lease, no same-second re-read
+	}
+	// Agent's renewal, half a second later (same second or the next).
+	h.clock.Advance(500 * time.Millisecond)
+	resp, err := h.renew(lease, 0, read.Data)
+	if err != nil || resp == nil || resp.IsError() {
+		// What Agent's re-read, in the same second, is handed: a new token,
+		// which consul-template drops as "no new data (index was the same)".
+		again := h.readToken()
+		t.Logf("the re-read after the refusal serves a new token: %v", again.Data["access_token"] != read.Data["access_token"])
+		t.Errorf("a renewable %s lease was refused 500ms after the read (%v): Agent reads again within the same second, "+
+			"consul-template ignores that read, and the file keeps a token that expires %s later",
+			lease.TTL, err, (5*time.Minute + margin).Round(time.Second))
+	}
+}

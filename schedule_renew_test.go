@@ -180,6 +180,11 @@ func (w *world) renewAtOnce(resp *logical.Response, now time.Time) error {
 	lease := *resp.Secret
 	lease.IssueTime = now
 	at, _ := resp.Data["access_token"].(string)
+	// Agent's renewal lands a moment after the read, maybe in the next
+	// second: the lease must stay renewable for 2 s.
+	if yes, maybe := servable(credential{access: at}, lease.TTL, now.Add(2*time.Second)); !yes && !maybe {
+		return broke(8, "a read handed out a renewable %s lease whose token cannot carry it 2 s later (Agent's renewal would be refused)", lease.TTL)
+	}
 	h := heldLease{secret: &lease, data: resp.Data, token: at}
 	granted, err := w.renewLease(h, 0)
 	if err != nil {

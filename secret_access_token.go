@@ -62,13 +62,13 @@ func tokenFingerprint(accessToken string) string {
 }
 
 // leaseOnToken sets a lease of ttl on st's token: renewable up to the end of
-// the token's leasable life (its expiry less the margin) when a renewal now
-// would be granted, else not renewable. Vault measures the max TTL from the
+// the token's leasable life (its expiry less the margin) when a renewal in
+// the next agentSafeLease would be granted, else not renewable. Vault measures the max TTL from the
 // lease's issue time.
 func leaseOnToken(lease *logical.Secret, st *tokenState, cfg *wetixConfig, ttl time.Duration, now time.Time) {
 	lease.TTL = ttl
 	lease.MaxTTL = ttl
-	lease.Renewable = renewable(st, cfg, now)
+	lease.Renewable = issuedRenewable(st, cfg, now)
 	if lease.Renewable {
 		lease.MaxTTL = max(ttl, leasable(st, now).Truncate(time.Second))
 	}
@@ -77,6 +77,14 @@ func leaseOnToken(lease *logical.Secret, st *tokenState, cfg *wetixConfig, ttl t
 // renewable: the token can carry a whole ttl lease from now, margin included.
 func renewable(st *tokenState, cfg *wetixConfig, now time.Time) bool {
 	return st.hasAccessToken() && leasable(st, now) >= cfg.TTL
+}
+
+// issuedRenewable: a lease is issued renewable only if it stays renewable for
+// agentSafeLease. Agent renews the moment it holds a lease and, refused,
+// reads again within the same second, a read it then ignores: a lease
+// renewable by a few milliseconds would leave the file on the old token.
+func issuedRenewable(st *tokenState, cfg *wetixConfig, now time.Time) bool {
+	return renewable(st, cfg, now.Add(agentSafeLease))
 }
 
 // refuseRenewal is a 400 whose text Vault shows as is; an error response
