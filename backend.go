@@ -126,7 +126,8 @@ The WeTix secrets engine serves WeTix Open API access tokens.
 
 An operator writes the WeTix client credentials to "config" once; they can
 never be read back. Apps read "token" and get a valid access token as a leased
-secret, renewable while the token is the mount's current one. The engine
+secret, renewable while its token is the mount's current one and can still
+carry a full ttl lease. The engine
 refreshes the token through WeTix before it expires, stores the rotated
 refresh token before answering, and falls back to the client-credentials grant
 whenever the refresh token is missing or rejected. It also holds the RSA key

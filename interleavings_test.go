@@ -232,7 +232,7 @@ func TestConfigDeleteThatFailsHalfwayNeverResendsTheSeed(t *testing.T) {
 
 func TestShortLivedTokensAreNeverLeasedPastTheirExpiry(t *testing.T) {
 	// 8s tokens (7s once the client keeps a second back) cannot carry the
-	// default 1h lease: they keep the 10% window and cut leases, and a
+	// default 5m lease: they keep the 10% window and cut leases, and a
 	// token that could not be leased honestly is due.
 	h := newHarness(t, withAccessTTL(8*time.Second))
 	h.configure(nil)

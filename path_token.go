@@ -46,9 +46,10 @@ expiry are answered from memory with no call to WeTix. When the token is due,
 one refresh runs for the whole mount and every waiting read is served from it.
 The lease TTL is the configured ttl, shortened so that no lease outlives its
 token. Renewing the lease extends it by up to ttl while its token is still the
-one the mount serves and is not due for refresh; otherwise the renewal is
-refused, and the consumer reads again to get the current token (Vault Agent,
-Vault Proxy and the Vault Secrets Operator do this by themselves). Revoking a
+one the mount serves and can still carry a full ttl lease (margin included);
+otherwise the renewal is refused, and the consumer reads again to get the
+current token (Vault Agent, Vault Proxy and the Vault Secrets Operator do this
+by themselves). A lease cut short near its token's end is not renewable. Revoking a
 lease does nothing at WeTix (it has no revocation endpoint) and does not affect
 other readers. The client secret and the refresh token are never returned.
 `

@@ -61,7 +61,8 @@ template {
 // template against 30s tokens and a 5s ttl, over two refreshes. An app
 // reading wetix/token refreshes it when it goes due: when it can no longer
 // carry a full 5s lease (about 6.5s before expiry). Agent holds a renewable
-// lease and renews it at 1/3-2/3 of its duration (consul-template's renewer);
+// lease and renews it right after the read, then at about 70% of each lease
+// (consul-template's renewer, Vault's LifetimeWatcher);
 // the first renewal after the refresh is refused (the lease's token was
 // replaced), so Agent reads again and renders the new token. Agent renews
 // within a lease's life, so the file lags the refresh by less than ttl; we
