@@ -31,12 +31,24 @@ type scaleSettings struct {
 	label, out             string
 	list                   bool // count the leases with LIST at the end
 	pluginFile, pluginVers string
+	// storage is Vault's: "inmem" (a dev server, the default) or "raft" (a
+	// single-node raft server, as in production: lease entries live on disk,
+	// only the expiration manager's index in memory).
+	storage string
 }
 
 func loadScaleSettings(b *testing.B) scaleSettings {
 	s := scaleSettings{via: os.Getenv("WETIX_SCALE_VIA"), rate: 1000, duration: 10 * time.Minute, ttl: time.Hour,
 		readers: 32, sample: 30 * time.Second, label: os.Getenv("WETIX_SCALE_LABEL"), out: os.Getenv("WETIX_SCALE_OUT"),
-		list: os.Getenv("WETIX_SCALE_LIST") != "0", pluginFile: os.Getenv("WETIX_PLUGIN_BINARY"), pluginVers: os.Getenv("WETIX_PLUGIN_VERSION")}
+		list: os.Getenv("WETIX_SCALE_LIST") != "0", pluginFile: os.Getenv("WETIX_PLUGIN_BINARY"), pluginVers: os.Getenv("WETIX_PLUGIN_VERSION"),
+		storage: os.Getenv("WETIX_SCALE_STORAGE")}
+	switch s.storage {
+	case "":
+		s.storage = "inmem"
+	case "inmem", "raft":
+	default:
+		b.Fatalf("WETIX_SCALE_STORAGE=%q: want inmem (a dev server) or raft", s.storage)
+	}
 	if s.via == "" {
 		b.Skip("one cell of the scale envelope; runs only when asked: WETIX_SCALE_VIA=direct|proxy go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -timeout 0 ./bench (or `make scale` for the matrix)")
 	}
@@ -119,7 +131,7 @@ func newScaleCell(b *testing.B, set scaleSettings) *scaleCell {
 	p := pluginBinary(b, dir)
 	c.emu = wetixtest.New(wetixtest.Options{ClientID: benchClientID, ClientSecret: benchClientSecret})
 	b.Cleanup(c.emu.Close)
-	c.srv = vaulttest.Start(b, vaulttest.Options{PluginDir: dir, LogLevel: "warn"})
+	c.srv = vaulttest.Start(b, vaulttest.Options{PluginDir: dir, LogLevel: "warn", Storage: set.storage})
 	c.srv.RegisterPlugin(p)
 	if p.Version == "" {
 		p.Version = registeredVersion(b, c.srv)
