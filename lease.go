@@ -84,7 +84,15 @@ func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
 // servable says whether a due token may still be handed out while WeTix
 // fails: it outlives a full lease, margin included.
 func (ts *tokenSource) servable(st *tokenState, cfg *wetixConfig) bool {
-	return st.hasAccessToken() && leasable(st, ts.now()) >= cfg.TTL
+	return carriesTTL(st, cfg, ts.now())
+}
+
+// carriesTTL: the token can carry a whole ttl lease from now, margin
+// included. It is what a due token needs to be served (servable) and what a
+// lease needs to be renewed (secret_access_token.go), so that a renewal is
+// granted exactly while a read would hand out the same token.
+func carriesTTL(st *tokenState, cfg *wetixConfig, now time.Time) bool {
+	return st.hasAccessToken() && leasable(st, now) >= cfg.TTL
 }
 
 // leaseTTL is the configured ttl cut short so that the lease ends a margin

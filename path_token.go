@@ -93,7 +93,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 		"access_token": st.AccessToken,
 		"token_type":   "Bearer",
 		"expires_at":   st.AccessExpiresAt.UTC().Format(time.RFC3339),
-	}, map[string]interface{}{leaseTokenKey: tokenFingerprint(st.AccessToken)})
+	}, map[string]interface{}{leaseTokenKey: b.tokens.fingerprintOf(st.AccessToken)})
 	leaseOnToken(resp.Secret, st, cfg, ttl, b.now())
 	for _, w := range res.warnings {
 		resp.AddWarning(w)

@@ -61,6 +61,19 @@ func tokenFingerprint(accessToken string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+type fingerprintMemo struct{ token, sum string }
+
+// fingerprintOf is tokenFingerprint, computed once per token: a token is
+// served for weeks, and a read should not hash it again each time.
+func (ts *tokenSource) fingerprintOf(accessToken string) string {
+	if m := ts.fingerprint.Load(); m != nil && m.token == accessToken {
+		return m.sum
+	}
+	m := &fingerprintMemo{token: accessToken, sum: tokenFingerprint(accessToken)}
+	ts.fingerprint.Store(m)
+	return m.sum
+}
+
 // leaseOnToken sets a lease of ttl on st's token: renewable up to the end of
 // the token's leasable life (its expiry less the margin) when a renewal in
 // the next agentSafeLease would be granted, else not renewable. Vault measures the max TTL from the
@@ -74,17 +87,12 @@ func leaseOnToken(lease *logical.Secret, st *tokenState, cfg *wetixConfig, ttl t
 	}
 }
 
-// renewable: the token can carry a whole ttl lease from now, margin included.
-func renewable(st *tokenState, cfg *wetixConfig, now time.Time) bool {
-	return st.hasAccessToken() && leasable(st, now) >= cfg.TTL
-}
-
 // issuedRenewable: a lease is issued renewable only if it stays renewable for
 // agentSafeLease. Agent renews the moment it holds a lease and, refused,
 // reads again within the same second, a read it then ignores: a lease
 // renewable by a few milliseconds would leave the file on the old token.
 func issuedRenewable(st *tokenState, cfg *wetixConfig, now time.Time) bool {
-	return renewable(st, cfg, now.Add(agentSafeLease))
+	return carriesTTL(st, cfg, now.Add(agentSafeLease))
 }
 
 // refuseRenewal is a 400 whose text Vault shows as is; an error response
@@ -109,11 +117,11 @@ func (b *backend) renewAccessTokenLease(ctx context.Context, req *logical.Reques
 		return nil, err
 	}
 	issuedOn, _ := req.Secret.InternalData[leaseTokenKey].(string)
-	if !st.hasAccessToken() || issuedOn == "" || issuedOn != tokenFingerprint(st.AccessToken) {
+	if !st.hasAccessToken() || issuedOn == "" || issuedOn != b.tokens.fingerprintOf(st.AccessToken) {
 		return nil, refuseRenewal("its access token has been replaced (a refresh, a rotate or a credential change); read <mount>/token again for the current one")
 	}
 	now := b.now()
-	if !renewable(st, cfg, now) {
+	if !carriesTTL(st, cfg, now) {
 		return nil, refuseRenewal("its access token is too close to its expiry to be leased for the mount's ttl again; read <mount>/token again for a fresh one")
 	}
 	ttl, _ := leaseTTL(cfg.TTL, st, now)

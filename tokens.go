@@ -60,6 +60,9 @@ type tokenSource struct {
 	// outageGrace is how long a read of a servable token waits for a
 	// refresh during an outage before it takes the current token.
 	outageGrace time.Duration
+	// fingerprint is the lease fingerprint of the token last served, so that
+	// reads of one token hash it once (secret_access_token.go).
+	fingerprint atomic.Pointer[fingerprintMemo]
 
 	// life is the backend's lifetime: flights run under it, not under the
 	// request that started them, and stop when the mount goes away.
