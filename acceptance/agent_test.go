@@ -38,12 +38,24 @@ func (l *issueLog) at(i int) (time.Time, bool) {
 	return l.times[i], true
 }
 
-// startAgent runs `vault agent` with a token_file auto-auth and one template
-// rendering wetix/token's access_token to the returned file.
-func startAgent(t *testing.T, s *vaulttest.Server, token string) (dest string, log func() string) {
+// renderingAgent is `vault agent` with a token_file auto-auth and the
+// README's template rendering wetix/token's access_token to dest.
+type renderingAgent struct {
+	dest string
+	log  func() string
+}
+
+// rendered is the token in the template's file now.
+func (a renderingAgent) rendered() string {
+	b, _ := os.ReadFile(a.dest)
+	return string(bytes.TrimSpace(b))
+}
+
+// startAgent runs Agent as token and returns once it has rendered a token.
+func startAgent(t *testing.T, s *vaulttest.Server, token string) renderingAgent {
 	t.Helper()
 	dir := t.TempDir()
-	dest = filepath.Join(dir, "wetix-token")
+	dest := filepath.Join(dir, "wetix-token")
 	conf := fmt.Sprintf(`
 vault { address = %q }
 %s
@@ -53,8 +65,32 @@ template {
   destination = %q
 }
 `, s.Addr, vaulttest.TokenFileAutoAuth(vaulttest.WriteTokenFile(t, dir, token)), dest)
-	agent := vaulttest.StartDaemon(t, "agent", dir, conf, "-log-level=trace")
-	return dest, agent.Log
+	agent := renderingAgent{dest: dest, log: vaulttest.StartDaemon(t, "agent", dir, conf, "-log-level=trace").Log}
+	if !vaulttest.WaitFor(30*time.Second, func() bool { return agent.rendered() != "" }) {
+		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agent.log())
+	}
+	return agent
+}
+
+// longestExpired polls read every 50ms for d, handing each token to see, and
+// returns the longest stretch during which it held a token WeTix no longer
+// accepts.
+func longestExpired(read func() string, emu *wetixtest.Server, d time.Duration, see func(tok string)) time.Duration {
+	var longest time.Duration
+	var since time.Time
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		tok := read()
+		see(tok)
+		if emu.IsAccessTokenValid(tok) {
+			since = time.Time{}
+			continue
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		longest = max(longest, time.Since(since))
+	}
+	return longest
 }
 
 // TestAgentRerendersRefreshedToken runs Vault Agent with the README's
@@ -84,12 +120,8 @@ func TestAgentRerendersRefreshedToken(t *testing.T) {
 	s, emu := setup(t, wetixtest.Options{AccessTTL: accessTTL, OnRequest: issues.onRequest},
 		map[string]interface{}{"ttl": int(ttl.Seconds())})
 	app := appClient(t, s, "wetix-read", readOnlyPolicy)
-	dest, agentLog := startAgent(t, s, app.Token())
-
-	readFile := func() string { b, _ := os.ReadFile(dest); return string(bytes.TrimSpace(b)) }
-	if !vaulttest.WaitFor(30*time.Second, func() bool { return readFile() != "" }) {
-		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agentLog())
-	}
+	agent := startAgent(t, s, app.Token())
+	readFile, agentLog, dest := agent.rendered, agent.log, agent.dest
 
 	var worst time.Duration
 	var delays []string
@@ -158,29 +190,12 @@ func TestAgentNeverRendersAnExpiredToken(t *testing.T) {
 	)
 	s, emu := setup(t, wetixtest.Options{AccessTTL: accessTTL}, map[string]interface{}{"ttl": int(ttl.Seconds())})
 	app := appClient(t, s, "wetix-read", readOnlyPolicy)
-	dest, agentLog := startAgent(t, s, app.Token())
-	readFile := func() string { b, _ := os.ReadFile(dest); return string(bytes.TrimSpace(b)) }
-	if !vaulttest.WaitFor(30*time.Second, func() bool { return readFile() != "" }) {
-		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agentLog())
-	}
+	agent := startAgent(t, s, app.Token())
 	seen := map[string]bool{}
-	var expiredFor time.Duration
-	var since time.Time
-	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		tok := readFile()
-		seen[tok] = true
-		if emu.IsAccessTokenValid(tok) {
-			since = time.Time{}
-			continue
-		}
-		if since.IsZero() {
-			since = time.Now()
-		}
-		expiredFor = max(expiredFor, time.Since(since))
-	}
+	expiredFor := longestExpired(agent.rendered, emu, watch, func(tok string) { seen[tok] = true })
 	if expiredFor > 0 {
 		t.Fatalf("the rendered file held an expired token for %s; agent log:\n%s", expiredFor.Round(10*time.Millisecond),
-			grepLines(agentLog(), "wetix/token", "rendered"))
+			grepLines(agent.log(), "wetix/token", "rendered"))
 	}
 	// 50s of 19s tokens refreshed about 6s before expiry: 3 or 4 tokens.
 	if len(seen) < 3 {

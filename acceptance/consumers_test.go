@@ -1,9 +1,7 @@
 package acceptance
 
 import (
-	"bytes"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -95,8 +93,7 @@ func TestEveryConsumerMovesToTheRotatedToken(t *testing.T) {
 	const ttl = 10 * time.Second
 	s, emu := setup(t, wetixtest.Options{AccessTTL: 10 * time.Minute}, map[string]interface{}{"ttl": int(ttl.Seconds())})
 	app := appClient(t, s, "wetix-read", readOnlyPolicy)
-	dest, agentLog := startAgent(t, s, app.Token())
-	agentFile := func() string { b, _ := os.ReadFile(dest); return string(bytes.TrimSpace(b)) }
+	agent := startAgent(t, s, app.Token())
 	proxy := vaulttest.StartProxy(t, s, app.Token(), vaulttest.ProxyOptions{})
 
 	// The app that keeps its token for the lease.
@@ -113,7 +110,7 @@ func TestEveryConsumerMovesToTheRotatedToken(t *testing.T) {
 		name string
 		sees func() string
 	}{
-		{"Vault Agent template", agentFile},
+		{"Vault Agent template", agent.rendered},
 		{"app behind a caching Proxy", func() string { return readThroughProxy(t, proxy).Data.AccessToken }},
 		{"app keeping the token for its lease", direct},
 	}
@@ -191,6 +188,6 @@ func TestEveryConsumerMovesToTheRotatedToken(t *testing.T) {
 	}
 	t.Logf("after cache-clear the Proxy answered the new token within %s", time.Since(clearedAt).Round(time.Millisecond))
 	if t.Failed() {
-		t.Logf("agent log, wetix/token lines:\n%s\nproxy log:\n%s", grepLines(agentLog(), "wetix/token"), proxy.Log())
+		t.Logf("agent log, wetix/token lines:\n%s\nproxy log:\n%s", grepLines(agent.log(), "wetix/token"), proxy.Log())
 	}
 }

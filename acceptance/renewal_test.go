@@ -1,8 +1,6 @@
 package acceptance
 
 import (
-	"bytes"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -107,12 +105,8 @@ func TestAgentThroughAPendingSecretChange(t *testing.T) {
 	)
 	s, emu := setup(t, wetixtest.Options{AccessTTL: accessTTL}, map[string]interface{}{"ttl": int(ttl.Seconds())})
 	app := appClient(t, s, "wetix-read", readOnlyPolicy)
-	dest, agentLog := startAgent(t, s, app.Token())
-	readFile := func() string { b, _ := os.ReadFile(dest); return string(bytes.TrimSpace(b)) }
-	if !vaulttest.WaitFor(30*time.Second, func() bool { return readFile() != "" }) {
-		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agentLog())
-	}
-	old := readFile()
+	agent := startAgent(t, s, app.Token())
+	old := agent.rendered()
 
 	before := vaulttest.LiveLeases(t, s.Client, "wetix")
 	good := emu.MountConfig(nil)["client_secret"]
@@ -134,22 +128,12 @@ func TestAgentThroughAPendingSecretChange(t *testing.T) {
 	if emu.LastIssued().AccessToken == old {
 		t.Fatal("setup: the right secret brought no new token")
 	}
-	var movedAfter, expiredFor time.Duration
-	var since time.Time
-	for end := changedAt.Add(accessTTL); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		tok := readFile()
+	var movedAfter time.Duration
+	expiredFor := longestExpired(agent.rendered, emu, time.Until(changedAt.Add(accessTTL)), func(tok string) {
 		if movedAfter == 0 && tok != old {
 			movedAfter = time.Since(changedAt)
 		}
-		if emu.IsAccessTokenValid(tok) {
-			since = time.Time{}
-			continue
-		}
-		if since.IsZero() {
-			since = time.Now()
-		}
-		expiredFor = max(expiredFor, time.Since(since))
-	}
+	})
 	t.Logf("after the right secret: the file left the old token after %s; held an expired token for %s",
 		movedAfter.Round(10*time.Millisecond), expiredFor.Round(10*time.Millisecond))
 	if movedAfter == 0 || movedAfter > ttl+time.Second {
@@ -160,6 +144,6 @@ func TestAgentThroughAPendingSecretChange(t *testing.T) {
 		t.Errorf("the rendered file held an expired token for %s", expiredFor.Round(10*time.Millisecond))
 	}
 	if t.Failed() {
-		t.Logf("agent log, wetix/token lines:\n%s", grepLines(agentLog(), "wetix/token"))
+		t.Logf("agent log, wetix/token lines:\n%s", grepLines(agent.log(), "wetix/token"))
 	}
 }
