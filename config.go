@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature"
 )
 
 const configStoragePath = "config"
@@ -42,6 +43,9 @@ type wetixConfig struct {
 	SeedRefreshToken string        `json:"seed_refresh_token,omitempty"`
 	TTL              time.Duration `json:"ttl"`
 	RequestTimeout   time.Duration `json:"request_timeout"`
+	// CanonicalJSON is the signing rule; "" (every config written before it
+	// existed) is the default rule, so an upgrade changes no stored entry.
+	CanonicalJSON signature.Rule `json:"canonical_json,omitempty"`
 	// Generation changes whenever the stored tokens stop being valid for this
 	// config: new client credentials, a new OAuth URL, or a new seed refresh
 	// token. Tokens carry the generation they were obtained under, so a
@@ -57,6 +61,14 @@ type wetixConfig struct {
 	SecretSerial    int       `json:"secret_serial,omitempty"`
 	SecretChangedAt time.Time `json:"secret_changed_at,omitzero"`
 	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// canonicalRule is the signing rule this mount uses.
+func (c *wetixConfig) canonicalRule() signature.Rule {
+	if c.CanonicalJSON == "" {
+		return signature.RuleGo
+	}
+	return c.CanonicalJSON
 }
 
 // oauthURL is the WeTix OAuth base URL the config points at.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature"
 )
 
 func pathConfig(b *backend) *framework.Path {
@@ -54,6 +56,12 @@ func pathConfig(b *backend) *framework.Path {
 				Type:        framework.TypeDurationSecond,
 				Description: "Timeout of each call to WeTix (default 30s, at most 60s; 0 restores the default).",
 				Default:     int(defaultRequestTimeout.Seconds()),
+			},
+			"canonical_json": {
+				Type:          framework.TypeString,
+				Description:   `How sign turns input into the signed bytes: "go" (default: as Go's encoding/json re-encodes the parsed input, which WeTix's Go server most probably does: <, >, & escaped, numbers read as float64) or "literal" (the v0.1 rule: characters and each number's text kept). Change it only if make sandbox-check reports that WeTix accepts the other rule.`,
+				Default:       string(signature.RuleGo),
+				AllowedValues: []interface{}{string(signature.RuleGo), string(signature.RuleLiteral)},
 			},
 		},
 		ExistenceCheck: b.configExists,
@@ -103,6 +111,7 @@ var configReadFields = map[string]*framework.FieldSchema{
 	"refresh_token_seeded": {Type: framework.TypeBool, Description: "Whether a seed refresh token was written with the current credentials (its value is never returned)."},
 	"ttl":                  {Type: framework.TypeDurationSecond, Description: "Lease TTL of a token read, in seconds."},
 	"request_timeout":      {Type: framework.TypeDurationSecond, Description: "Timeout of each call to WeTix, in seconds."},
+	"canonical_json":       {Type: framework.TypeString, Description: `The rule sign uses to canonicalize input: "go" or "literal".`},
 	"updated_at":           {Type: framework.TypeTime, Description: "When the config was last written (RFC 3339)."},
 }
 
@@ -140,6 +149,7 @@ func configData(cfg *wetixConfig) map[string]interface{} {
 		"refresh_token_seeded": cfg.SeedRefreshToken != "",
 		"ttl":                  int64(cfg.TTL.Seconds()),
 		"request_timeout":      int64(cfg.RequestTimeout.Seconds()),
+		"canonical_json":       string(cfg.canonicalRule()),
 		"updated_at":           cfg.UpdatedAt.UTC().Format(time.RFC3339),
 	}
 }
@@ -249,6 +259,14 @@ func mergeConfig(prev *wetixConfig, d *framework.FieldData) (*wetixConfig, error
 			return nil, fmt.Errorf("request_timeout %s is longer than the %s allowed: with a retry it would outlast Vault's default 90s request deadline", timeout, maxRequestTimeout)
 		}
 		cfg.RequestTimeout = timeout
+	}
+
+	if v, ok := d.GetOk("canonical_json"); ok {
+		rule, err := signature.ParseRule(strings.ToLower(strings.TrimSpace(v.(string))))
+		if err != nil {
+			return nil, err
+		}
+		cfg.CanonicalJSON = rule
 	}
 
 	seed, seeded := d.GetOk("refresh_token")

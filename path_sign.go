@@ -69,7 +69,7 @@ func pathSign(b *backend) *framework.Path {
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:    strict(b.pathSignWrite, "input"),
 				Summary:     "Sign a mutation's input argument; answers with the signature argument to embed.",
-				Description: "Fields: mutation, input (the mutation's input argument: a JSON object, or the same as a JSON string to keep numbers' exact text), timestamp (optional), include_plaintext (optional).",
+				Description: "Fields: mutation, input (the mutation's input argument: a JSON object, or the same as a JSON string), timestamp (optional), include_plaintext (optional).",
 				Responses:   map[int][]framework.Response{200: {{Description: "OK", Fields: signResponseFields}}},
 			},
 		},
@@ -86,19 +86,23 @@ Fields:
   mutation           "createMovieOrder" or "confirmMovieOrder"
   input              the mutation's input argument, exactly as the app will
                      send it: a JSON object, or that object as a JSON string.
-                     Prefer the string (input=@order.json on the CLI): Vault's
-                     plugin protocol carries a JSON object's numbers as
-                     floating point, which loses their text (12.0 and 1e0
-                     arrive as 12 and 1), so an object holding any number is
-                     refused; a string keeps every number's text (1.50 stays
-                     1.50). At most 64 KiB.
+                     Both sign the same bytes: numbers as WeTix's Go server
+                     reads them (float64: 1.50 is signed as 1.5). An integer
+                     beyond 2^53 gets a warning naming its path; send such
+                     input as a string (input=@order.json). At most 64 KiB.
   timestamp          unix seconds to sign; default now
   include_plaintext  also return the signed plaintext (default false; it
                      holds customer data)
 
-The engine sorts the input's keys recursively, minifies it, base64-encodes
-it, builds clientId=<config client_id>&data=...&mutation=...&shaType=SHA256
-&timestamp=... and signs it with RSA PKCS#1 v1.5 over SHA-256. The input and
+By default (config canonical_json="go") the engine re-encodes the input as
+Go's encoding/json does, as WeTix's Go server most probably does: keys
+sorted recursively, minified, <, > and & escaped as \u003c, \u003e, \u0026,
+numbers printed from float64. With canonical_json="literal" (the v0.1 rule)
+characters and each number's text are kept, and an object input holding a
+number is refused (send it as a string). The engine base64-encodes the
+result, builds clientId=<config client_id>&data=...&mutation=...
+&shaType=SHA256&timestamp=... and signs it with RSA PKCS#1 v1.5 over
+SHA-256. make sandbox-check tells which rule WeTix verifies. The input and
 the plaintext are never logged.
 `
 
@@ -107,13 +111,20 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := signature.CheckMutation(mutation); err != nil {
 		return logical.ErrorResponse(err.Error()), logical.ErrInvalidRequest
 	}
-	canonical, err := canonicalInput(req.Data["input"])
+	cfg, err := b.configFor(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	rule := signature.RuleGo
+	if cfg != nil {
+		rule = cfg.canonicalRule()
+	}
+	canonical, warnings, err := canonicalInput(rule, req.Data["input"])
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), logical.ErrInvalidRequest
 	}
 	now := b.now()
 	ts := now.Unix()
-	var warnings []string
 	if v, ok := d.GetOk("timestamp"); ok {
 		ts = v.(int64)
 		switch {
@@ -127,10 +138,6 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 
-	cfg, err := b.configFor(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
 	if cfg == nil {
 		return logical.ErrorResponse("the client ID is not configured: the plaintext WeTix verifies starts with it. " + errNotConfigured.Error()), logical.ErrInvalidRequest
 	}
@@ -156,32 +163,29 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	return resp, nil
 }
 
-// canonicalInput accepts the input argument as a JSON string (exact) or as
-// the object Vault decoded from the request body, which must hold no number
-// (see signature.CanonicalizeValue). Errors never quote it.
-func canonicalInput(raw interface{}) ([]byte, error) {
-	var canonical []byte
-	var err error
+// canonicalInput accepts the input argument as a JSON string or as the
+// object Vault decoded from the request body; both give the bytes WeTix's
+// server rebuilds (see package signature). Errors never quote it.
+func canonicalInput(rule signature.Rule, raw interface{}) ([]byte, []string, error) {
 	switch v := raw.(type) {
 	case nil:
-		return nil, errors.New(`input is required: the mutation's input argument as a JSON object, e.g. input=@order.json`)
+		return nil, nil, errors.New(`input is required: the mutation's input argument as a JSON object, e.g. input=@order.json`)
 	case string:
 		if len(v) > maxSignInputBytes {
-			return nil, fmt.Errorf("input is %d bytes; at most %d are accepted", len(v), maxSignInputBytes)
+			return nil, nil, fmt.Errorf("input is %d bytes; at most %d are accepted", len(v), maxSignInputBytes)
 		}
-		canonical, err = signature.Canonicalize([]byte(v))
+		return rule.Canonicalize([]byte(v))
 	case map[string]interface{}:
-		canonical, err = signature.CanonicalizeValue(v)
+		canonical, warnings, err := rule.CanonicalizeValue(v)
 		if errors.Is(err, signature.ErrInexactNumber) {
-			err = fmt.Errorf("%w: Vault passes a JSON object's numbers to plugins as floating point. Send input as a JSON string instead (the same JSON, quoted; on the CLI input=@order.json) so its numbers keep their exact text", err)
+			err = fmt.Errorf("%w: Vault passes a JSON object's numbers to plugins as floating point, and this mount's canonical_json rule (literal) signs each number's text. Send input as a JSON string instead (the same JSON, quoted; on the CLI input=@order.json)", err)
 		}
 		if err == nil && len(canonical) > maxSignInputBytes {
 			err = fmt.Errorf("input is %d bytes minified; at most %d are accepted", len(canonical), maxSignInputBytes)
 		}
-	default:
-		return nil, errors.New("input must be a JSON object (or a string holding one), not " + jsonKind(v))
+		return canonical, warnings, err
 	}
-	return canonical, err
+	return nil, nil, errors.New("input must be a JSON object (or a string holding one), not " + jsonKind(raw))
 }
 
 func jsonKind(v interface{}) string {

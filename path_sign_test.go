@@ -38,6 +38,11 @@ func TestSignGoldenVectors(t *testing.T) {
 			continue
 		}
 		n++
+		rule := v.Rule
+		if rule == "" {
+			rule = "go"
+		}
+		h.mustWrite("config", map[string]interface{}{"canonical_json": rule})
 		resp := h.mustWrite("sign", map[string]interface{}{"mutation": v.Mutation, "input": v.Input, "timestamp": v.Timestamp, "include_plaintext": true})
 		if resp.Data["hash"] != v.Signature || resp.Data["plaintext"] != v.Plaintext {
 			t.Errorf("%s: got %v", v.Name, resp.Data)
@@ -46,7 +51,7 @@ func TestSignGoldenVectors(t *testing.T) {
 			t.Errorf("%s: algorithm/timestamp = %v/%v", v.Name, resp.Data["algorithm"], resp.Data["timestamp"])
 		}
 	}
-	if n < 3 {
+	if n < 8 {
 		t.Fatalf("only %d vectors ran", n)
 	}
 }
@@ -78,42 +83,88 @@ func TestSignResponseIsTheSignatureArgument(t *testing.T) {
 	}
 }
 
-// TestSignObjectInput: an object in the request body without numbers
-// signs like the same JSON as a string. An object holding any number is
-// refused with the fix (send a string), whatever Go type the number has: from
-// an external plugin's gRPC hop numbers arrive as float64 with their text
-// lost (12.0 arrives as 12), in process as json.Number.
+// TestSignObjectInput: under the default rule an object in the request
+// body signs exactly like the same JSON sent as a string, numbers included,
+// whatever Go type a number arrives as (from an external plugin's gRPC hop
+// float64, in process json.Number). Under the literal rule an object holding
+// any number is refused with the fix (send a string): its text is lost.
 func TestSignObjectInput(t *testing.T) {
 	h := signHarness(t)
-	v := signaturetest.Named(t, "strings-no-html-escapes-utf8-raw")
-	var obj interface{}
-	if err := json.Unmarshal([]byte(v.Input), &obj); err != nil {
-		t.Fatal(err)
+	objects := 0
+	for _, v := range signaturetest.Vectors(t) {
+		if v.ClientID != "client-1" || v.Timestamp <= 0 || v.Rule != "" {
+			continue
+		}
+		var asNumber, asFloat interface{}
+		dec := json.NewDecoder(strings.NewReader(v.Input))
+		dec.UseNumber()
+		if err := dec.Decode(&asNumber); err != nil {
+			t.Fatal(err)
+		}
+		json.Unmarshal([]byte(v.Input), &asFloat)
+		for name, in := range map[string]interface{}{"json.Number": asNumber, "float64": asFloat} {
+			resp := h.mustWrite("sign", map[string]interface{}{"mutation": v.Mutation, "input": in, "timestamp": v.Timestamp})
+			if resp.Data["hash"] != v.Signature {
+				t.Errorf("%s as an object (%s): signs differently from the string", v.Name, name)
+			}
+			objects++
+		}
 	}
-	resp := h.mustWrite("sign", map[string]interface{}{"mutation": v.Mutation, "input": obj, "timestamp": v.Timestamp})
-	if resp.Data["hash"] != v.Signature {
-		t.Error("an object input without numbers signs differently from the string")
+	if objects < 8 {
+		t.Fatalf("only %d object inputs signed", objects)
 	}
 
+	h.mustWrite("config", map[string]interface{}{"canonical_json": "literal"})
 	withNumbers := signaturetest.Named(t, "nested-objects-in-arrays-sorted")
-	var asNumber, asFloat interface{}
-	dec := json.NewDecoder(strings.NewReader(withNumbers.Input))
-	dec.UseNumber()
-	if err := dec.Decode(&asNumber); err != nil {
-		t.Fatal(err)
-	}
+	var asFloat interface{}
 	json.Unmarshal([]byte(withNumbers.Input), &asFloat)
-	for name, in := range map[string]interface{}{"json.Number": asNumber, "float64": asFloat} {
-		msg := h.wantRefused(logical.UpdateOperation, "sign", map[string]interface{}{"mutation": withNumbers.Mutation, "input": in},
-			"input.z[", "JSON string", "input=@order.json")
-		if !strings.Contains(msg, "send input as a JSON string") && !strings.Contains(msg, "Send input as a JSON string") {
-			t.Errorf("%s: the error does not say to send input as a JSON string: %s", name, msg)
-		}
+	msg := h.wantRefused(logical.UpdateOperation, "sign", map[string]interface{}{"mutation": withNumbers.Mutation, "input": asFloat},
+		"input.z[", "JSON string", "input=@order.json", "canonical_json")
+	if !strings.Contains(msg, "Send input as a JSON string") {
+		t.Errorf("the error does not say to send input as a JSON string: %s", msg)
 	}
 	for _, n := range []interface{}{float64(12), 1.5, json.Number("12.0"), 1} {
 		h.wantRefused(logical.UpdateOperation, "sign",
 			map[string]interface{}{"mutation": "createMovieOrder", "input": map[string]interface{}{"tickets": []interface{}{map[string]interface{}{"price": n}}}},
 			"input.tickets[0].price", "JSON string", "input=@order.json")
+	}
+	lit := signaturetest.Named(t, "literal-strings-no-html-escapes-utf8-raw")
+	var obj interface{}
+	json.Unmarshal([]byte(lit.Input), &obj)
+	if resp := h.mustWrite("sign", map[string]interface{}{"mutation": lit.Mutation, "input": obj, "timestamp": lit.Timestamp}); resp.Data["hash"] != lit.Signature {
+		t.Error("literal rule: an object input without numbers signs differently from the string")
+	}
+}
+
+// TestSignLargeIntegerWarning: an integer float64 cannot hold is signed as
+// WeTix's server reads it, and the answer says so, naming its path.
+func TestSignLargeIntegerWarning(t *testing.T) {
+	h := signHarness(t)
+	resp := h.mustWrite("sign", map[string]interface{}{"mutation": "createMovieOrder", "input": `{"tickets":[{"id":12345678901234567890}]}`, "include_plaintext": true})
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "input.tickets[0].id") || !strings.Contains(resp.Warnings[0], "12345678901234567000") {
+		t.Fatalf("warnings %q; want one naming input.tickets[0].id and what was signed", resp.Warnings)
+	}
+}
+
+// TestConfigCanonicalJSON: the rule is stored, read back, defaults to go,
+// refuses an unknown value naming the field, and changing it keeps the
+// credentials' tokens (it is not a credential).
+func TestConfigCanonicalJSON(t *testing.T) {
+	h := signHarness(t)
+	if got := h.readData("config")["canonical_json"]; got != "go" {
+		t.Fatalf("default canonical_json = %v", got)
+	}
+	h.wantRefused(logical.UpdateOperation, "config", map[string]interface{}{"canonical_json": "js"}, "canonical_json", `"go"`, `"literal"`)
+	if got := h.readData("config")["canonical_json"]; got != "go" {
+		t.Fatalf("a refused write changed canonical_json to %v", got)
+	}
+	h.mustWrite("config", map[string]interface{}{"canonical_json": "Literal"})
+	if got := h.readData("config")["canonical_json"]; got != "literal" {
+		t.Fatalf("canonical_json = %v after writing literal", got)
+	}
+	resp := h.mustWrite("sign", map[string]interface{}{"mutation": "createMovieOrder", "input": `{"a":"x&y"}`, "include_plaintext": true})
+	if want := signature.Plaintext("client-1", []byte(`{"a":"x&y"}`), "createMovieOrder", resp.Data["timestamp"].(int64)); resp.Data["plaintext"] != string(want) {
+		t.Fatalf("literal rule plaintext %v", resp.Data["plaintext"])
 	}
 }
 

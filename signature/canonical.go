@@ -19,14 +19,14 @@ const MaxDepth = 64
 var (
 	// ErrNotObject: the input argument of a mutation is always an object.
 	ErrNotObject = errors.New("input must be a JSON object, like {\"referenceId\":\"123\",...}")
-	// ErrInexactNumber: an already-decoded input holds a number, whose
-	// original text cannot be known. See CanonicalizeValue.
-	ErrInexactNumber = errors.New("a number in input arrived as a floating-point value whose exact text is lost")
 )
 
-// Canonicalize returns the canonical form of the JSON object in raw (see the
-// package documentation). raw must hold exactly one JSON object.
-func Canonicalize(raw []byte) ([]byte, error) {
+// canonicalizeLiteral is the v0.1 rule: keys sorted, minified, each string
+// written as JSON.stringify writes it and each number's text kept. The Go
+// rule runs it first because it is also the strict validator: it refuses
+// duplicate keys, lone surrogates and over-deep nesting, which encoding/json
+// would accept silently (keeping the last duplicate, writing U+FFFD).
+func canonicalizeLiteral(raw []byte) ([]byte, error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("input is not valid UTF-8")
 	}
@@ -232,89 +232,4 @@ func hex4(b []byte, at int) (rune, bool) {
 	}
 	v, err := strconv.ParseUint(string(b[at:at+4]), 16, 16)
 	return rune(v), err == nil
-}
-
-// CanonicalizeValue is Canonicalize for an input that was already decoded
-// into Go values, as Vault hands a JSON object in a request body to a
-// plugin: map[string]any, []any, string, bool and nil.
-//
-// Every number is refused with ErrInexactNumber, naming its path. Vault's
-// plugin protocol re-decodes request data without UseNumber, so a number
-// reaches the plugin as a float64 whose text is lost: 12.0, 1e0 and 1.50
-// arrive as 12, 1 and 1.5, and the app sends its own text to WeTix, which
-// verifies over that text. No guess is safe (writing 12 for an app that
-// sent 12.0 yields a signature WeTix rejects, with no warning to the app),
-// so the app must send such input as a JSON string (Canonicalize). A
-// json.Number or a Go integer is refused the same way, so the answer does
-// not depend on how the object was decoded.
-func CanonicalizeValue(v any) ([]byte, error) {
-	if _, ok := v.(map[string]any); !ok {
-		return nil, ErrNotObject
-	}
-	return appendValue(nil, v, "input", 1)
-}
-
-// appendValue counts depth as readObject and readValue do: an object or an
-// array is a level, a scalar inside it is not, so a string and an object
-// holding the same input meet the same limit.
-func appendValue(out []byte, v any, path string, depth int) ([]byte, error) {
-	deeper := func() error {
-		if depth > MaxDepth {
-			return fmt.Errorf("input is nested deeper than %d levels", MaxDepth)
-		}
-		return nil
-	}
-	var err error
-	switch t := v.(type) {
-	case map[string]any:
-		if err := deeper(); err != nil {
-			return nil, err
-		}
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			if !utf8.ValidString(k) {
-				return nil, fmt.Errorf("%s has a key that is not valid UTF-8", path)
-			}
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		out = append(out, '{')
-		for i, k := range keys {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			out = appendString(out, k)
-			out = append(out, ':')
-			if out, err = appendValue(out, t[k], path+"."+k, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return append(out, '}'), nil
-	case []any:
-		if err := deeper(); err != nil {
-			return nil, err
-		}
-		out = append(out, '[')
-		for i, e := range t {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			if out, err = appendValue(out, e, fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return append(out, ']'), nil
-	case string:
-		if !utf8.ValidString(t) {
-			return nil, fmt.Errorf("%s is not valid UTF-8", path)
-		}
-		return appendString(out, t), nil
-	case bool:
-		return strconv.AppendBool(out, t), nil
-	case nil:
-		return append(out, "null"...), nil
-	case float64, float32, json.Number, int, int64, int32, uint64:
-		return nil, fmt.Errorf("%s: %w", path, ErrInexactNumber)
-	}
-	return nil, fmt.Errorf("%s has a value of type %T, which JSON cannot hold", path, v)
 }

@@ -27,7 +27,11 @@ func TestGoldenVectors(t *testing.T) {
 	vs := signaturetest.Vectors(t)
 	for i := range vs {
 		v := &vs[i]
-		canonical, err := Canonicalize([]byte(v.Input))
+		rule, err := ParseRule(v.Rule)
+		if err != nil {
+			t.Fatalf("%s: %v", v.Name, err)
+		}
+		canonical, _, err := rule.Canonicalize([]byte(v.Input))
 		if err != nil {
 			t.Fatalf("%s: %v", v.Name, err)
 		}

@@ -70,13 +70,19 @@
 //	 "variables":{"input":{...},"signature":{"algorithm":"SHA256","timestamp":1634638112,"hash":"..."}}}
 //
 // It needs Authorization: Bearer <access token> (401 UNAUTHENTICATED), and
-// verifies the signature as the "Signature Algorithm" page describes (see
-// package signature) over the input's exact text, with the client ID the
-// token was issued to and the public key registered through
+// verifies the signature as the "Signature Algorithm" page describes, with
+// the client ID the token was issued to and the public key registered
+// through the admin API. It rebuilds the signed JSON from the input it
+// received the way WeTix's Go server most probably does (verify.go: parse,
+// re-encode with encoding/json), and never with the plugin's own
+// canonicalizer (package signature), so a test can catch the plugin signing
+// bytes WeTix would not rebuild. The literal rule plays a WeTix that
+// verifies the app's own characters and number text instead.
 //
 //	PUT    /_emulator/signing-public-key  {"public_key":"<PEM>"}   204 (replaces: one key per client, as at WeTix)
 //	GET    /_emulator/signing-public-key                          200 {"public_key"} or 404
 //	DELETE /_emulator/signing-public-key                          204
+//	PUT    /_emulator/canonical-rule      {"rule":"go"|"literal"} 204
 //
 // Refusals are GraphQL errors with extensions.code: INVALID_SIGNATURE,
 // STALE_TIMESTAMP (more than DefaultSignatureWindow from the clock),

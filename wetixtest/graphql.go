@@ -14,8 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature"
 )
 
 // DefaultSignatureWindow is how far a signature's timestamp may be from the
@@ -37,6 +35,7 @@ type graphqlState struct {
 	mu       sync.Mutex
 	pub      *rsa.PublicKey
 	window   time.Duration
+	rule     CanonicalRule
 	accepted map[string]int
 	refused  map[string]int
 	orders   int
@@ -79,6 +78,20 @@ func parsePublicKey(pemText string) (*rsa.PublicKey, error) {
 		return x509.ParsePKCS1PublicKey(block.Bytes)
 	}
 	return nil, fmt.Errorf("public_key is a PEM %q block, not a public key", block.Type)
+}
+
+// SetCanonicalRule changes how the emulator rebuilds the JSON it verifies
+// (RuleGo by default), to play a WeTix that verifies the other way.
+func (s *Server) SetCanonicalRule(r CanonicalRule) error {
+	switch r {
+	case "", RuleGo, RuleLiteral:
+	default:
+		return fmt.Errorf("canonical rule must be %q or %q, not %q", RuleGo, RuleLiteral, r)
+	}
+	s.gql.mu.Lock()
+	defer s.gql.mu.Unlock()
+	s.gql.rule = r
+	return nil
 }
 
 // SetSignatureWindow changes DefaultSignatureWindow.
@@ -180,11 +193,11 @@ func (s *Server) verifySigned(mutation string, vars map[string]json.RawMessage) 
 	if err := json.Unmarshal(sigRaw, &sig); err != nil || sig.Algorithm == nil || sig.Timestamp == nil || sig.Hash == nil {
 		return nil, CodeBadRequest, "signature must be {algorithm: String!, timestamp: Int!, hash: String!}"
 	}
-	if *sig.Algorithm != signature.Algorithm {
+	if *sig.Algorithm != "SHA256" {
 		return nil, CodeBadSignature, "signature.algorithm must be SHA256"
 	}
 	s.gql.mu.Lock()
-	pub, window := s.gql.pub, s.gql.window
+	pub, window, rule := s.gql.pub, s.gql.window, s.gql.rule
 	s.gql.mu.Unlock()
 	if window == 0 {
 		window = DefaultSignatureWindow
@@ -195,14 +208,14 @@ func (s *Server) verifySigned(mutation string, vars map[string]json.RawMessage) 
 	if pub == nil {
 		return nil, CodeNoPublicKey, "no public key is registered for this client"
 	}
-	canonical, err := signature.Canonicalize(input)
+	canonical, err := rule.rebuild(input)
 	if err != nil {
 		return nil, CodeBadRequest, "input: " + err.Error()
 	}
 	// The client ID in the plaintext is the one the access token was issued
 	// to: a signature made for another client does not verify.
-	pt := signature.Plaintext(s.opts.ClientID, canonical, mutation, *sig.Timestamp)
-	if err := signature.Verify(pub, pt, *sig.Hash); err != nil {
+	pt := signedPlaintext(s.opts.ClientID, canonical, mutation, *sig.Timestamp)
+	if !verifiesRSASHA256(pub, pt, *sig.Hash) {
 		return nil, CodeBadSignature, "signature does not verify"
 	}
 	var in map[string]any
@@ -267,6 +280,22 @@ func (s *Server) adminSigningKeyRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("DELETE "+p, func(w http.ResponseWriter, _ *http.Request) {
 		s.SetSigningPublicKey("")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT "+adminPrefix+"canonical-rule", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Rule CanonicalRule `json:"rule"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		dec.DisallowUnknownFields()
+		if dec.Decode(&body) != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", `body must be {"rule":"go"} or {"rule":"literal"}`)
+			return
+		}
+		if err := s.SetCanonicalRule(body.Rule); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 }

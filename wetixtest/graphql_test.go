@@ -31,14 +31,18 @@ func publicPEM(t *testing.T, k *rsa.PrivateKey) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
-// signFor signs input as an app would with Vault's answer.
+// signFor signs input as an app would with Vault's answer under the
+// emulator's default rule. The signed bytes come from the golden vectors'
+// canonical forms or from canonicalOf below, never from package signature's
+// canonicalizer: the emulator is what checks that one.
 func signFor(t *testing.T, k *rsa.PrivateKey, clientID, mutation, input string, ts int64) json.RawMessage {
 	t.Helper()
-	c, err := signature.Canonicalize([]byte(input))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, _, err := signature.SignInput(k, clientID, mutation, c, ts)
+	return signCanonical(t, k, clientID, mutation, canonicalOf(t, input), ts)
+}
+
+func signCanonical(t *testing.T, k *rsa.PrivateKey, clientID, mutation, canonical string, ts int64) json.RawMessage {
+	t.Helper()
+	sig, _, err := signature.SignInput(k, clientID, mutation, []byte(canonical), ts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +50,21 @@ func signFor(t *testing.T, k *rsa.PrivateKey, clientID, mutation, input string, 
 	return raw
 }
 
+// canonicalOf knows the canonical forms the tests sign, written out by hand.
+func canonicalOf(t *testing.T, input string) string {
+	t.Helper()
+	switch input {
+	case orderInput:
+		return orderCanonical
+	}
+	t.Fatalf("no hand-written canonical form for %s", input)
+	return ""
+}
+
 const orderInput = `{"sessionKey":"s-1","referenceId":"123","customer":{"externalId":null,"email":"a@b.c","countryCode":"60","phoneNo":"167385346"},"tickets":[{"key":"k","quantity":1,"price":1.50}],"concessions":null,"bundles":null,"promoCode":null}`
+
+// orderCanonical is orderInput sorted and minified, its 1.50 read as a float64.
+const orderCanonical = `{"bundles":null,"concessions":null,"customer":{"countryCode":"60","email":"a@b.c","externalId":null,"phoneNo":"167385346"},"promoCode":null,"referenceId":"123","sessionKey":"s-1","tickets":[{"key":"k","price":1.5,"quantity":1}]}`
 
 type gqlRig struct {
 	s   *Server
@@ -117,8 +135,8 @@ func TestGraphQLRefuses(t *testing.T) {
 		{"other-client-id", r.tok, "createMovieOrder", orderInput, signFor(t, r.key, "someone-else", "createMovieOrder", orderInput, now), 200, CodeBadSignature},
 		{"other-mutation", r.tok, "confirmMovieOrder", orderInput, good, 200, CodeBadSignature},
 		{"tampered-input", r.tok, "createMovieOrder", strings.Replace(orderInput, `"quantity":1`, `"quantity":2`, 1), good, 200, CodeBadSignature},
-		// The same value with other number text: WeTix sees different text.
-		{"number-text-changed", r.tok, "createMovieOrder", strings.Replace(orderInput, `1.50`, `1.5`, 1), good, 200, CodeBadSignature},
+		// Signed over the text as sent, not as Go re-encodes it.
+		{"signed-unsorted-text", r.tok, "createMovieOrder", orderInput, signCanonical(t, r.key, id, "createMovieOrder", orderInput, now), 200, CodeBadSignature},
 		{"stale", r.tok, "createMovieOrder", orderInput, signFor(t, r.key, id, "createMovieOrder", orderInput, now-6*60), 200, CodeStaleTimestamp},
 		{"future", r.tok, "createMovieOrder", orderInput, signFor(t, r.key, id, "createMovieOrder", orderInput, now+6*60), 200, CodeStaleTimestamp},
 		{"wrong-algorithm", r.tok, "createMovieOrder", orderInput, json.RawMessage(strings.Replace(string(good), "SHA256", "SHA1", 1)), 200, CodeBadSignature},
@@ -216,5 +234,64 @@ func TestGraphQLRequestShape(t *testing.T) {
 		if st, code := post(c.method, c.body); st != c.status || code != CodeBadRequest {
 			t.Errorf("%s %.40q: %d %s; want %d %s", c.method, c.body, st, code, c.status, CodeBadRequest)
 		}
+	}
+}
+
+// TestRebuildAgreesWithGoldenVectors: the emulator's rebuild of each golden
+// input, written independently of package signature, gives the vector's
+// canonical bytes under the vector's rule. Two implementations agreeing on
+// bytes checked into the repository is what lets the signing tests fail.
+func TestRebuildAgreesWithGoldenVectors(t *testing.T) {
+	rules := map[string]int{}
+	for _, v := range signaturetest.Vectors(t) {
+		rule := RuleGo
+		if v.Rule == "literal" {
+			rule = RuleLiteral
+		}
+		got, err := rule.rebuild(json.RawMessage(v.Input))
+		if err != nil || string(got) != v.Canonical {
+			t.Errorf("%s (%s): emulator rebuilds %s, %v; the vector says %s", v.Name, rule, got, err, v.Canonical)
+		}
+		rules[string(rule)]++
+	}
+	if rules["go"] < 5 || rules["literal"] < 2 {
+		t.Fatalf("vectors per rule %v: too few to prove anything", rules)
+	}
+}
+
+// TestCanonicalRuleModes: an input with & < > U+2028 and a decimal signed
+// over Go's re-encoding is accepted by the default emulator and refused by
+// one playing the literal rule, and the literal signature the other way
+// round; a same-valued input with other number text is told apart only by
+// the literal rule.
+func TestCanonicalRuleModes(t *testing.T) {
+	r := newGQLRig(t)
+	id, now := r.s.opts.ClientID, r.now().Unix()
+	const input = `{"referenceId":"a&b<c>","note":"x\u2028y","amount":12.50}`
+	const goBytes = `{"amount":12.5,"note":"x\u2028y","referenceId":"a\u0026b\u003cc\u003e"}`
+	const literalBytes = `{"amount":12.50,"note":"x` + "\u2028" + `y","referenceId":"a&b<c>"}`
+	goSig := signCanonical(t, r.key, id, "createMovieOrder", goBytes, now)
+	litSig := signCanonical(t, r.key, id, "createMovieOrder", literalBytes, now)
+	for _, c := range []struct {
+		rule        CanonicalRule
+		sig         json.RawMessage
+		input, want string
+	}{
+		{RuleGo, goSig, input, ""},
+		{RuleGo, litSig, input, CodeBadSignature},
+		{RuleGo, goSig, strings.Replace(input, "12.50", "12.5", 1), ""}, // the same float64
+		{RuleLiteral, litSig, input, ""},
+		{RuleLiteral, goSig, input, CodeBadSignature},
+		{RuleLiteral, litSig, strings.Replace(input, "12.50", "12.5", 1), CodeBadSignature},
+	} {
+		if st, body := admin(t, r.c, r.s, http.MethodPut, "canonical-rule", mustJSON(map[string]string{"rule": string(c.rule)})); st != http.StatusNoContent {
+			t.Fatalf("setting rule %s: %d %s", c.rule, st, body)
+		}
+		if res := r.send(t, r.tok, "createMovieOrder", c.input, c.sig); res.Code() != c.want {
+			t.Errorf("rule %s, input %s: code %q %+v; want %q", c.rule, c.input, res.Code(), res.Errors, c.want)
+		}
+	}
+	if st, _ := admin(t, r.c, r.s, http.MethodPut, "canonical-rule", `{"rule":"js"}`); st != http.StatusBadRequest {
+		t.Fatalf("an unknown rule: %d", st)
 	}
 }

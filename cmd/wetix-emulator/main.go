@@ -37,6 +37,7 @@ func run(args []string) error {
 	accessTTL := fs.Duration("access-ttl", 60*24*time.Hour, "access token lifetime")
 	refreshTTL := fs.Duration("refresh-ttl", 365*24*time.Hour, "refresh token lifetime")
 	reuse := fs.Bool("allow-refresh-reuse", false, "accept a refresh token more than once")
+	rule := fs.String("canonical-rule", "go", `how /graphql rebuilds the signed JSON: "go" (encoding/json, as WeTix's Go server) or "literal" (the app's characters and number text)`)
 	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback listen address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,6 +59,10 @@ func run(args []string) error {
 		OnRequest:         logRequest,
 	})
 	if err != nil {
+		return err
+	}
+	if err := s.SetCanonicalRule(wetixtest.CanonicalRule(*rule)); err != nil {
+		s.Close()
 		return err
 	}
 	log.Printf("listening on %s (client id %q, access ttl %s, refresh ttl %s)", s.URL(), *clientID, *accessTTL, *refreshTTL)

@@ -20,6 +20,7 @@ type Vector struct {
 	ClientID  string `json:"client_id"`
 	Mutation  string `json:"mutation"`
 	Timestamp int64  `json:"timestamp"`
+	Rule      string `json:"rule,omitempty"` // "" is the default rule ("go"); "literal" the v0.1 rule
 	Input     string `json:"input"`
 	Canonical string `json:"canonical"`
 	Plaintext string `json:"plaintext"`
