@@ -19,17 +19,20 @@ import (
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/wetixtest"
 )
 
-// TestSigningObjectIntegralFloatRefused (review finding 4)
+// TestSigningObjectIntegralFloat (review finding 4, revisited by issue 16)
 // Scenario: an app (Python: json.dumps({"price": 12.0}) writes 12.0) sends
 // its input as a JSON object in the request body, with a whole number
 // written with a fraction or an exponent: "price": 12.0, "quantity": 1e0.
-// Vault's plugin hop turns them into float64 12 and 1; the review saw the
-// engine sign "price":12, while the app sends its own text (12.0) to WeTix,
-// which refused the mutation with INVALID_SIGNATURE.
-// Expected: a 400 naming the number's path and the fix (send input as a
-// JSON string), and the same input sent as a string is signed and accepted
-// by WeTix (the emulator).
-func TestSigningObjectIntegralFloatRefused(t *testing.T) {
+// Vault's plugin hop turns them into float64 12 and 1. Under the v0.1 rule
+// WeTix was assumed to verify over the app's text (12.0), so the engine
+// refused such input; under the Go rule (the default) WeTix's server reads
+// 12.0 as the float64 12 too, so the engine signs "price":12 and WeTix
+// accepts the app's own text.
+// Expected: accepted by the emulator verifying the Go way; with
+// canonical_json=literal, a 400 naming the number's path and the fix (send
+// input as a JSON string), and the same input sent as a string is signed
+// and accepted by an emulator verifying the literal way.
+func TestSigningObjectIntegralFloat(t *testing.T) {
 	vaulttest.RequireLong(t)
 	s, emu := setup(t, wetixtest.Options{}, nil)
 	gen, err := s.Client.Logical().Write("wetix/signing-key", nil)
@@ -39,14 +42,41 @@ func TestSigningObjectIntegralFloatRefused(t *testing.T) {
 	sendPublicKeyToWeTix(t, emu, gen.Data["public_key"].(string))
 	token, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
 
-	for input, path := range map[string]string{
+	inputs := map[string]string{
 		`{"referenceId":"r-1","tickets":[{"key":"k","quantity":1,"price":12.0}]}`: "input.tickets[0].price",
 		`{"referenceId":"r-2","tickets":[{"key":"k","quantity":1e0}]}`:            "input.tickets[0].quantity",
-	} {
+	}
+	send := func(what, input string, data []byte) {
+		t.Helper()
+		res, err := wetixtest.SendMutation(context.Background(), http.DefaultClient, emu.URL(), token, "createMovieOrder", json.RawMessage(input), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Code() != "" {
+			t.Errorf("%s %s: WeTix refuses the app's mutation: %+v", what, input, res.Errors)
+		}
+	}
+	for input := range inputs {
+		status, raw := rawPost(t, s.Addr, "wetix/sign", s.Token, []byte(`{"mutation":"createMovieOrder","input":`+input+`}`))
+		var resp struct {
+			Data json.RawMessage `json:"data"`
+		}
+		mustJSON(t, raw, &resp)
+		if status != http.StatusOK {
+			t.Fatalf("go rule, object input %s: %d %s", input, status, raw)
+		}
+		send("go rule, object input", input, resp.Data)
+	}
+
+	s.MustCLI("write", "wetix/config", "canonical_json=literal")
+	if err := emu.SetCanonicalRule(wetixtest.RuleLiteral); err != nil {
+		t.Fatal(err)
+	}
+	for input, path := range inputs {
 		body := []byte(`{"mutation":"createMovieOrder","input":` + input + `}`)
 		status, raw := rawPost(t, s.Addr, "wetix/sign", s.Token, body)
 		if status != http.StatusBadRequest || !strings.Contains(string(raw), path) || !strings.Contains(string(raw), "Send input as a JSON string") {
-			t.Errorf("object input %s: %d %s; want 400 naming %s and saying to send input as a JSON string", input, status, raw, path)
+			t.Errorf("literal rule, object input %s: %d %s; want 400 naming %s and saying to send input as a JSON string", input, status, raw, path)
 		}
 
 		// The fix the error names works: the same input as a string.
@@ -55,13 +85,7 @@ func TestSigningObjectIntegralFloatRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		sig, _ := json.Marshal(sec.Data)
-		res, err := wetixtest.SendMutation(context.Background(), http.DefaultClient, emu.URL(), token, "createMovieOrder", json.RawMessage(input), sig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Code() != "" {
-			t.Errorf("input %s sent as a string: WeTix refuses the app's mutation: %+v", input, res.Errors)
-		}
+		send("literal rule, string input", input, sig)
 	}
 }
 

@@ -127,9 +127,9 @@ func TestSigningEndToEnd(t *testing.T) {
 	}
 	wantAccepted(t, "API sign, string input", emu, token, "createMovieOrder", orderJSON, signatureArg(t, resp.Data))
 
-	// API, input as a JSON object without numbers: what reaches the plugin
-	// is equal, and WeTix accepts the app's own serialisation. (An object
-	// holding a number is refused: TestSigningObjectNumbersThroughVault.)
+	// API, input as a JSON object: what reaches the plugin is equal, and
+	// WeTix accepts the app's own serialisation (numbers:
+	// TestSigningGoRuleEndToEnd).
 	obj := map[string]interface{}{"referenceId": "r-2", "orderId": "o-9", "tickets": []interface{}{map[string]interface{}{"key": "k"}}, "promoCode": nil}
 	resp, err = s.Client.Logical().Write("wetix/sign", map[string]interface{}{"mutation": "confirmMovieOrder", "input": obj})
 	if err != nil {
@@ -164,18 +164,96 @@ func TestSigningEndToEnd(t *testing.T) {
 	}
 }
 
-// TestSigningObjectNumbersThroughVault pins what Vault does to a JSON
-// object's numbers on the way to an external plugin: they arrive as
-// float64 with their text lost, so an object input holding a number is
-// refused with the fix (send a string).
-func TestSigningObjectNumbersThroughVault(t *testing.T) {
+// riskyOrder is a createMovieOrder input holding what the v0.1 rule signed
+// differently from WeTix's Go server: & < > (a query string, a name),
+// U+2028, decimals whose text float64 changes, an exponent and an integer
+// beyond 2^53.
+const riskyOrder = `{"sessionKey":"EhFNb3ZpZU9yZGVyU2Vzc2lvbiIb","referenceId":"a&b<c>","promoCode":"<SAVE&10>",` +
+	`"redirectUrl":"https://shop.example/done?a=1&b=2","customer":{"name":"Tom & Jerry \u2028 Co","email":"x@example.com"},` +
+	`"tickets":[{"key":"k","quantity":2,"price":12.50,"fee":1e2,"externalId":12345678901234567890}],"bundles":null}`
+
+// TestSigningGoRuleEndToEnd: a signature made through a real Vault over
+// riskyOrder, sent as a string, as an object in the request body (Vault
+// decodes it; numbers reach the plugin as float64) and through the CLI, is
+// accepted by an emulator that rebuilds the signed JSON as Go's
+// encoding/json does, independently of the plugin's code. The v0.1 code
+// signed & < > raw and kept 12.50, so WeTix refused all three; the same
+// test fails there. The large integer gets a warning naming its path.
+func TestSigningGoRuleEndToEnd(t *testing.T) {
 	vaulttest.RequireLong(t)
-	s, _ := setup(t, wetixtest.Options{}, nil)
-	s.Client.Logical().Write("wetix/signing-key", nil)
-	body := []byte(`{"mutation":"createMovieOrder","input":` + orderJSON + `}`)
-	status, raw := rawPost(t, s.Addr, "wetix/sign", s.Token, body)
+	s, emu := setup(t, wetixtest.Options{}, nil)
+	key, err := s.Client.Logical().Write("wetix/signing-key", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendPublicKeyToWeTix(t, emu, key.Data["public_key"].(string))
+	token, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
+
+	resp, err := s.Client.Logical().Write("wetix/sign", map[string]interface{}{"mutation": "createMovieOrder", "input": riskyOrder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "input.tickets[0].externalId") {
+		t.Errorf("warnings %q; want one naming input.tickets[0].externalId", resp.Warnings)
+	}
+	wantAccepted(t, "string input", emu, token, "createMovieOrder", riskyOrder, signatureArg(t, resp.Data))
+
+	status, raw := rawPost(t, s.Addr, "wetix/sign", s.Token, []byte(`{"mutation":"createMovieOrder","input":`+riskyOrder+`}`))
+	var objResp struct {
+		Data     map[string]interface{} `json:"data"`
+		Warnings []string               `json:"warnings"`
+	}
+	mustJSON(t, raw, &objResp)
+	if status != http.StatusOK {
+		t.Fatalf("object input: %d %s", status, raw)
+	}
+	wantAccepted(t, "object input", emu, token, "createMovieOrder", riskyOrder, signatureArg(t, objResp.Data))
+	if len(objResp.Warnings) != 1 || !strings.Contains(objResp.Warnings[0], "input.tickets[0].externalId") {
+		t.Errorf("object input: warnings %q; want one naming input.tickets[0].externalId", objResp.Warnings)
+	}
+
+	orderFile := filepath.Join(t.TempDir(), "order.json")
+	os.WriteFile(orderFile, []byte(riskyOrder), 0o600)
+	var cli struct {
+		Data map[string]interface{} `json:"data"`
+	}
+	mustJSON(t, []byte(s.MustCLI("write", "-format=json", "wetix/sign", "mutation=createMovieOrder", "input=@"+orderFile)), &cli)
+	wantAccepted(t, "CLI input=@file", emu, token, "createMovieOrder", riskyOrder, signatureArg(t, cli.Data))
+}
+
+// TestSigningLiteralRuleEndToEnd: the escape hatch. A mount switched to
+// canonical_json=literal signs what an emulator playing the literal rule
+// accepts, and what one playing the Go rule refuses, so a mount whose rule
+// does not match WeTix's is caught by the first signed mutation; an object
+// input with a number is refused with the fix.
+func TestSigningLiteralRuleEndToEnd(t *testing.T) {
+	vaulttest.RequireLong(t)
+	s, emu := setup(t, wetixtest.Options{}, nil)
+	key, err := s.Client.Logical().Write("wetix/signing-key", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendPublicKeyToWeTix(t, emu, key.Data["public_key"].(string))
+	token, _ := vaulttest.MustReadToken(t, s.Client, "wetix")
+	s.MustCLI("write", "wetix/config", "canonical_json=literal")
+
+	resp, err := s.Client.Logical().Write("wetix/sign", map[string]interface{}{"mutation": "createMovieOrder", "input": riskyOrder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := signatureArg(t, resp.Data)
+	res, err := wetixtest.SendMutation(context.Background(), http.DefaultClient, emu.URL(), token, "createMovieOrder", json.RawMessage(riskyOrder), sig)
+	if err != nil || res.Code() != wetixtest.CodeBadSignature {
+		t.Fatalf("a literal signature sent to a WeTix verifying the Go way: %v %+v; want %s", err, res.Errors, wetixtest.CodeBadSignature)
+	}
+	if err := emu.SetCanonicalRule(wetixtest.RuleLiteral); err != nil {
+		t.Fatal(err)
+	}
+	wantAccepted(t, "literal rule, string input", emu, token, "createMovieOrder", riskyOrder, sig)
+
+	status, raw := rawPost(t, s.Addr, "wetix/sign", s.Token, []byte(`{"mutation":"createMovieOrder","input":`+orderJSON+`}`))
 	if status != http.StatusBadRequest || !strings.Contains(string(raw), "input.tickets[0].price") || !strings.Contains(string(raw), "JSON string") {
-		t.Fatalf("object input with 1.50: %d %s; want 400 naming input.tickets[0].price and the fix", status, raw)
+		t.Fatalf("literal rule, object input with 1.50: %d %s; want 400 naming input.tickets[0].price and the fix", status, raw)
 	}
 	if strings.Contains(string(raw), "leak-canary") {
 		t.Fatal("the error quotes the input")
