@@ -19,7 +19,7 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, forc
 	if errors.As(err, &serr) && !force && cur != nil && ts.servable(cur, cfg) {
 		// Storage, not WeTix, failed: the current token is as good as it
 		// was, and a read does not need storage to be served it.
-		return &tokenResult{state: cur, warnings: []string{storageWarning(cur, serr)}, stale: true}, nil
+		return &tokenResult{state: cur, warnings: []string{storageWarning(cur, serr)}, staleReason: staleStorageFailed}, nil
 	}
 	if serr != nil || errors.Is(err, logical.ErrReadOnly) || errors.Is(err, errNotConfigured) {
 		return nil, err
@@ -32,10 +32,10 @@ func (ts *tokenSource) failed(cur *tokenState, cfg *wetixConfig, err error, forc
 		// Whatever WeTix says of the new secret, the token obtained with
 		// the previous one is still good: a wrong or early secret costs a
 		// warning, not an outage.
-		return &tokenResult{state: cur, warnings: []string{pendingSecretWarning(cur, cfg, cerr)}, stale: true}, nil
+		return &tokenResult{state: cur, warnings: []string{pendingSecretWarning(cur, cfg, cerr)}, staleReason: staleSecretPending}, nil
 	}
 	if !force && cerr.Kind == client.KindTransient && cur != nil && ts.servable(cur, cfg) {
-		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}, stale: true}, nil
+		return &tokenResult{state: cur, warnings: []string{staleWarning(cur, cerr.Error())}, staleReason: staleWeTixFailed}, nil
 	}
 	return nil, operatorError(cerr)
 }

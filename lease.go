@@ -92,7 +92,15 @@ func (ts *tokenSource) servable(st *tokenState, cfg *wetixConfig) bool {
 // lease needs to be renewed (secret_access_token.go), so that a renewal is
 // granted exactly while a read would hand out the same token.
 func carriesTTL(st *tokenState, cfg *wetixConfig, now time.Time) bool {
-	return st.hasAccessToken() && leasable(st, now) >= cfg.TTL
+	return st.hasAccessToken() && !now.After(servedUntil(st, cfg))
+}
+
+// servedUntil is the last instant st can carry a whole ttl lease, margin
+// included: past it a due token is no longer served (whatever WeTix says)
+// and its leases are no longer renewed. It is the one "served until" that
+// status advice, the docs and the reads share.
+func servedUntil(st *tokenState, cfg *wetixConfig) time.Time {
+	return st.AccessExpiresAt.Add(-leaseMargin(st.accessLifetime()) - cfg.TTL)
 }
 
 // leaseTTL is the configured ttl cut short so that the lease ends a margin

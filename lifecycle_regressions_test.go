@@ -227,6 +227,10 @@ func TestStaleServeCountSurvivesUnsentRefreshAttempts(t *testing.T) {
 		}
 		h.b.tokens.background.Wait()
 	}
+	// Counts are reported once stored: by the next periodic tick at the latest.
+	if err := h.tick(); err != nil {
+		t.Fatal(err)
+	}
 	if got := h.status()["stale_serves"]; got != uint64(warned) {
 		t.Fatalf("status stale_serves = %v, but %d reads were served the current token with a warning", got, warned)
 	}

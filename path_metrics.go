@@ -52,9 +52,9 @@ var (
 	mRefreshDue = metricDef{"wetix_refresh_due", gauge, "mount",
 		"1 when the next token read or periodic tick will refresh the access token."}
 	mRefreshes = metricDef{"wetix_refreshes_total", counter, "mount, grant",
-		`Successful refreshes since the mount was created, by the OAuth grant used ("refresh_token" or "client_credentials").`}
+		`Successful refreshes since the config was created (a config delete resets it), by the OAuth grant used ("refresh_token" or "client_credentials").`}
 	mFailures = metricDef{"wetix_refresh_failures_total", counter, "mount",
-		"Refreshes that failed since the mount was created (each after its retries)."}
+		"Refreshes that failed since the config was created (a config delete resets it; each failure after its retries)."}
 	mFailuresByKind = metricDef{"wetix_refresh_failures_by_kind_total", counter, "mount, kind",
 		"Refreshes that failed, by the kind of failure (" + failureKindLabels() + "); failures recorded before v0.2.0 appear only in wetix_refresh_failures_total."}
 	mFailing = metricDef{"wetix_refresh_failing", gauge, "mount, kind",
@@ -62,7 +62,9 @@ var (
 	mLastFailure = metricDef{"wetix_last_refresh_failure_timestamp_seconds", gauge, "mount",
 		"When the last refresh failed, in unix seconds; no sample before the first failure."}
 	mStaleServes = metricDef{"wetix_stale_serves_total", counter, "mount",
-		"Token reads answered with the current, due access token because WeTix could not be reached."}
+		"Token reads answered with the current, due access token instead of a new one (WeTix unavailable, a new client_secret not accepted yet, or Vault's storage failing), as stored: a serve is counted within a minute, and the count never goes down while the config exists."}
+	mStaleServesByReason = metricDef{"wetix_stale_serves_by_reason_total", counter, "mount, reason",
+		"wetix_stale_serves_total by reason: " + staleReasonLabels() + "; serves stored before v0.2.0 are reason=\"" + staleBeforeReasons + "\"."}
 	mAccessLeft = metricDef{"wetix_access_token_remaining_seconds", gauge, "mount",
 		"Seconds until the current access token expires (negative once expired); no sample while none is held."}
 	mRefreshLeft = metricDef{"wetix_refresh_token_remaining_seconds", gauge, "mount",
@@ -74,7 +76,7 @@ var (
 
 	// metricDefs is the exposition order.
 	metricDefs = []metricDef{mConfigured, mHealthy, mRefreshDue, mRefreshes, mFailures, mFailuresByKind, mFailing, mLastFailure,
-		mStaleServes, mAccessLeft, mRefreshLeft, mRefreshUsable, mLastRefresh}
+		mStaleServes, mStaleServesByReason, mAccessLeft, mRefreshLeft, mRefreshUsable, mLastRefresh}
 )
 
 // failureKinds names the stored kinds of a failure (errorKind) for the kind
@@ -107,6 +109,8 @@ func failureKindLabels() string {
 	}
 	return strings.Join(labels, ", ")
 }
+
+func staleReasonLabels() string { return strings.Join(staleReasons, ", ") }
 
 func metricsHelp() string {
 	var sb strings.Builder
@@ -197,7 +201,13 @@ func (b *backend) metricFamilies(ctx context.Context, storage logical.Storage, m
 	if !st.Stats.LastErrorAt.IsZero() {
 		fam[mLastFailure.name].add(unixSeconds(st.Stats.LastErrorAt), mount)
 	}
-	fam[mStaleServes.name].add(float64(b.tokens.staleServes(st)), mount)
+	fam[mStaleServes.name].add(float64(staleServes(st)), mount)
+	byReason := staleServesByReason(st)
+	for _, reason := range append(staleReasons, staleBeforeReasons) {
+		if n, ok := byReason[reason]; ok {
+			fam[mStaleServesByReason.name].add(float64(n), mount, metricLabel{"reason", reason})
+		}
+	}
 	if st.hasAccessToken() {
 		fam[mAccessLeft.name].add(secondsUntil(st.AccessExpiresAt, now), mount)
 	}

@@ -150,6 +150,7 @@ func TestMetricsFollowALifecycle(t *testing.T) {
 		}
 		h.b.tokens.background.Wait()
 	}
+	h.tick() // stale serves are reported once stored
 	m, _ = h.scrape()
 	wantMetrics(t, m, map[string]float64{
 		"wetix_healthy": 0, "wetix_refresh_due": 1, "wetix_stale_serves_total": 3,

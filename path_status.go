@@ -56,11 +56,13 @@ var statusFields = map[string]*framework.FieldSchema{
 	"refresh_due":               {Type: framework.TypeBool, Description: "Whether the next read or periodic tick will refresh."},
 	"last_refresh_at":           {Type: framework.TypeTime, Description: "When the last successful refresh ran."},
 	"last_grant":                {Type: framework.TypeString, Description: `Grant of the last successful refresh: "refresh_token" or "client_credentials".`},
-	"refreshes":                 {Type: framework.TypeInt64, Description: "Successful refreshes since the mount was created."},
+	"refreshes":                 {Type: framework.TypeInt64, Description: "Successful refreshes since the config was created (a config delete resets the counts)."},
 	"refresh_grants":            {Type: framework.TypeInt64, Description: "Successful refreshes through the refresh grant."},
 	"client_credentials_grants": {Type: framework.TypeInt64, Description: "Successful refreshes through the client-credentials grant."},
 	"failures":                  {Type: framework.TypeInt64, Description: "Refreshes that failed (each may have retried several times)."},
-	"stale_serves":              {Type: framework.TypeInt64, Description: "Token reads answered with the current, due token because WeTix could not be reached (each with a warning)."},
+	"stale_serves":              {Type: framework.TypeInt64, Description: "Token reads answered with the current, due token instead of a new one (each with a warning), as stored: counted within a minute, never going down while the config exists."},
+	"stale_serves_by_reason":    {Type: framework.TypeMap, Description: `stale_serves by reason: "wetix_unavailable", "secret_pending" (a new client_secret not accepted yet), "storage_failed"; "unrecorded" for serves stored before v0.2.0.`},
+	"served_until":              {Type: framework.TypeTime, Description: "The last instant the current token is served if it cannot be replaced before then: its expiry less the lease margin and one ttl (RFC 3339)."},
 	"last_error":                {Type: framework.TypeString, Description: "The last refresh error, never containing a secret."},
 	"last_error_at":             {Type: framework.TypeTime, Description: "When the last error happened."},
 }
@@ -122,6 +124,7 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 		"healthy":                   healthy,
 		"advice":                    advice,
 		"access_token_expires_at":   formatTime(st.AccessExpiresAt),
+		"served_until":              formatServedUntil(st, cfg),
 		"refresh_token_expires_at":  formatTime(st.RefreshExpiresAt),
 		"refresh_token_usable":      st.usableRefreshToken(now),
 		"refresh_due":               b.tokens.due(st, cfg),
@@ -131,7 +134,8 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 		"refresh_grants":            st.Stats.RefreshGrants,
 		"client_credentials_grants": st.Stats.CredentialGrants,
 		"failures":                  st.Stats.Failures,
-		"stale_serves":              b.tokens.staleServes(st),
+		"stale_serves":              staleServes(st),
+		"stale_serves_by_reason":    staleServesByReason(st),
 		"last_error":                st.Stats.LastError,
 		"last_error_at":             formatTime(st.Stats.LastErrorAt),
 	}}, nil
@@ -141,14 +145,14 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 // WeTix has not confirmed yet.
 func healthOf(st *tokenState, cfg *wetixConfig, now time.Time) (bool, string) {
 	if !st.secretPending(cfg) {
-		return health(st, now)
+		return health(st, cfg, now)
 	}
 	lastFailed := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(cfg.SecretChangedAt)
 	switch {
 	case lastFailed && st.Stats.LastErrorKind == client.KindInvalidClient.String():
-		return false, "WeTix rejects the client_secret written at " + formatTime(cfg.SecretChangedAt) + "; the token obtained with the previous secret is still served until " + formatTime(st.AccessExpiresAt) + ". Write the right secret: vault write <mount>/config client_secret=..."
+		return false, "WeTix rejects the client_secret written at " + formatTime(cfg.SecretChangedAt) + "; " + previousSecretToken(st, cfg, now) + ". Write the right secret: vault write <mount>/config client_secret=..."
 	case lastFailed:
-		return false, "The client_secret written at " + formatTime(cfg.SecretChangedAt) + " could not be tried yet (see last_error); the token obtained with the previous secret is still served until " + formatTime(st.AccessExpiresAt) + "."
+		return false, "The client_secret written at " + formatTime(cfg.SecretChangedAt) + " could not be tried yet (see last_error); " + previousSecretToken(st, cfg, now) + "."
 	default:
 		return true, "A client_secret change is pending: the next refresh (on the next read or within a minute) obtains a token with it."
 	}
@@ -156,15 +160,17 @@ func healthOf(st *tokenState, cfg *wetixConfig, now time.Time) (bool, string) {
 
 // health answers the operator's question: is this working, and if not, what
 // do I do?
-func health(st *tokenState, now time.Time) (bool, string) {
+func health(st *tokenState, cfg *wetixConfig, now time.Time) (bool, string) {
 	lastFailed := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(st.Stats.LastRefreshAt)
 	switch {
 	case lastFailed && st.Stats.LastErrorKind == client.KindInvalidClient.String():
 		return false, "WeTix rejects the client credentials. Write the current ones: vault write <mount>/config client_id=... client_secret=..."
 	case lastFailed && st.Stats.LastErrorKind == client.KindUntrusted.String():
 		return false, "The OAuth server's TLS certificate is not trusted. Check base_url with vault read <mount>/config; behind an intercepting proxy, add its CA to the system CA store of every Vault node."
+	case lastFailed && st.Stats.LastErrorKind == client.KindTransient.String() && carriesTTL(st, cfg, now):
+		return false, "The last refresh failed; the current access token is still served until " + formatServedUntil(st, cfg) + " (a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt) + "). See last_error; force a retry with vault write -f <mount>/rotate."
 	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt):
-		return false, "The last refresh failed; the current access token is still served until " + formatTime(st.AccessExpiresAt) + ". See last_error; force a retry with vault write -f <mount>/rotate."
+		return false, "The last refresh failed; once the current access token is due for refresh (expires at " + formatTime(st.AccessExpiresAt) + "), reads fail until it is fixed. See last_error; force a retry with vault write -f <mount>/rotate."
 	case lastFailed:
 		return false, "The last refresh failed and no valid access token is held. See last_error; force a retry with vault write -f <mount>/rotate."
 	case !st.hasAccessToken():
@@ -172,6 +178,23 @@ func health(st *tokenState, now time.Time) (bool, string) {
 	default:
 		return true, ""
 	}
+}
+
+// previousSecretToken says whether reads still get the token obtained with
+// the previous client secret, by the rule the reads apply (carriesTTL).
+func previousSecretToken(st *tokenState, cfg *wetixConfig, now time.Time) string {
+	if carriesTTL(st, cfg, now) {
+		return "the token obtained with the previous secret is still served until " + formatServedUntil(st, cfg)
+	}
+	return "the token obtained with the previous secret is no longer served (it can carry no full lease since " + formatServedUntil(st, cfg) + "), so token reads fail until WeTix accepts a secret"
+}
+
+// formatServedUntil is servedUntil for status, "" while no token is held.
+func formatServedUntil(st *tokenState, cfg *wetixConfig) string {
+	if !st.hasAccessToken() {
+		return ""
+	}
+	return formatTime(servedUntil(st, cfg))
 }
 
 func formatTime(t time.Time) string {

@@ -86,8 +86,8 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *fr
 		}
 	}
 	st := res.state
-	if res.stale {
-		b.tokens.noteStaleServe()
+	if res.staleReason != "" {
+		b.tokens.noteStaleServe(res.staleReason)
 	}
 	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
 		"access_token": st.AccessToken,

@@ -20,6 +20,10 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 		// Only the node that can store the rotated refresh token may refresh.
 		return nil
 	}
+	// Stale serves are reported only once stored (stale_serves.go).
+	if err := b.tokens.storeStaleServes(ctx, req.Storage); err != nil {
+		b.Logger().Warn("storing the stale-serve counts failed; they go out with the next write", "error", err)
+	}
 	cfg, err := b.configFor(ctx, req.Storage)
 	if err != nil || cfg == nil {
 		return err

@@ -52,12 +52,13 @@ type refreshStats struct {
 	// FailuresByKind splits Failures by errorKind. Entries written before
 	// it existed count their failures in Failures only.
 	FailuresByKind map[string]uint64 `json:"failures_by_kind,omitempty"`
-	// StaleServes counts reads answered with a due token because WeTix
-	// failed (see tokenSource.noteStaleServe).
-	StaleServes   uint64    `json:"stale_serves,omitempty"`
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorKind string    `json:"last_error_kind,omitempty"`
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// StaleServes counts reads answered with a due token (stale_serves.go);
+	// StaleServesByReason splits it, for the serves counted since v0.2.0.
+	StaleServes         uint64            `json:"stale_serves,omitempty"`
+	StaleServesByReason map[string]uint64 `json:"stale_serves_by_reason,omitempty"`
+	LastError           string            `json:"last_error,omitempty"`
+	LastErrorKind       string            `json:"last_error_kind,omitempty"`
+	LastErrorAt         time.Time         `json:"last_error_at,omitzero"`
 }
 
 func (s *tokenState) hasAccessToken() bool { return s != nil && s.AccessToken != "" }

@@ -50,8 +50,8 @@ type tokenSource struct {
 	// replaces what readers see.
 	failure         atomic.Pointer[refreshFailure]
 	failureCooldown time.Duration
-	// unsavedStaleServes counts stale serves not yet in storage.
-	unsavedStaleServes atomic.Uint64
+	// unsavedStale counts stale serves not yet in storage (stale_serves.go).
+	unsavedStale unsavedStaleServes
 
 	flightMu sync.Mutex
 	flight   *flight
@@ -98,8 +98,9 @@ func (f *refreshFailure) transient() bool {
 type tokenResult struct {
 	state    *tokenState
 	warnings []string
-	// stale: the token was due and is served only because WeTix failed.
-	stale bool
+	// staleReason, when set, says why a due token is served instead of a
+	// new one (stale_serves.go).
+	staleReason string
 }
 
 // errNotConfigured is returned when the mount has no config yet.
@@ -143,9 +144,9 @@ func (ts *tokenSource) staleWhileRefreshing(ctx context.Context, storage logical
 	case <-ctx.Done():
 	}
 	if cerr, ok := client.AsError(last.err); ok && st.secretPending(cfg) {
-		return &tokenResult{state: st, warnings: []string{pendingSecretWarning(st, cfg, cerr)}, stale: true}, nil
+		return &tokenResult{state: st, warnings: []string{pendingSecretWarning(st, cfg, cerr)}, staleReason: staleSecretPending}, nil
 	}
-	return &tokenResult{state: st, warnings: []string{staleWarning(st, last.err.Error())}, stale: true}, nil
+	return &tokenResult{state: st, warnings: []string{staleWarning(st, last.err.Error())}, staleReason: staleWeTixFailed}, nil
 }
 
 // refreshInBackground joins the flight in progress or starts one that no
@@ -205,29 +206,14 @@ func (ts *tokenSource) loadLocked(ctx context.Context, storage logical.Storage, 
 // since the last write, and once it is stored makes it the in-memory copy.
 // Callers go on from the returned copy.
 func (ts *tokenSource) storeLocked(ctx context.Context, storage logical.Storage, st *tokenState) (*tokenState, error) {
-	unsaved := ts.unsavedStaleServes.Load()
-	if unsaved > 0 {
-		st = st.clone()
-		st.Stats.StaleServes += unsaved
-	}
+	counts := ts.unsavedStale.take()
+	st = withStaleServes(st, counts)
 	if err := writeTokenState(ctx, storage, st); err != nil {
+		ts.unsavedStale.give(counts)
 		return nil, err
 	}
-	ts.unsavedStaleServes.Add(^(unsaved - 1)) // subtract what was stored
 	ts.cache.set(st)
 	return st, nil
-}
-
-// noteStaleServe counts a read answered with the current token during an
-// outage. Counting is in memory; the count reaches storage (and so every
-// node's status and metrics) with the next write of the tokens entry, which
-// during an outage is the next failed retry, a few seconds later. A storage
-// write per stale read would add load exactly when things are already bad.
-func (ts *tokenSource) noteStaleServe() { ts.unsavedStaleServes.Add(1) }
-
-// staleServes is the stored count plus what this node has not stored yet.
-func (ts *tokenSource) staleServes(st *tokenState) uint64 {
-	return st.Stats.StaleServes + ts.unsavedStaleServes.Load()
 }
 
 func (ts *tokenSource) setPendingLocked(st *tokenState) {

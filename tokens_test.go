@@ -338,7 +338,8 @@ func TestOutageDoesNotHoldReadsOfAServableToken(t *testing.T) {
 	}
 
 	// Four reads got the old token with a warning; the count reaches storage
-	// with the next write of the tokens entry (the next failed retry).
+	// with the next write of the tokens entry, or the next periodic tick.
+	h.tick()
 	if n := h.status()["stale_serves"]; n != uint64(4) {
 		t.Fatalf("status stale_serves = %v, want 4", n)
 	}

@@ -1,0 +1,136 @@
+package wetix
+
+import (
+	"context"
+	"sync"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Why a due token was served instead of a new one: the reasons count apart,
+// because they call for different fixes.
+const (
+	staleWeTixFailed   = "wetix_unavailable" // WeTix could not be reached or failed transiently
+	staleSecretPending = "secret_pending"    // the new client_secret is not accepted yet; the previous secret's token is served
+	staleStorageFailed = "storage_failed"    // Vault's storage failed while storing a refresh
+)
+
+// staleReasons is the exposition order of the reasons.
+var staleReasons = []string{staleWeTixFailed, staleSecretPending, staleStorageFailed}
+
+// staleBeforeReasons labels stale serves stored before they were counted by
+// reason (v0.1 entries): they appear in the total only, and in this series.
+const staleBeforeReasons = "unrecorded"
+
+// unsavedStaleServes counts, by reason, stale serves this node has made and
+// not yet stored. They are reported only once stored: a count reported from
+// memory would go backwards after a reload, a crash or a failover, which
+// Prometheus reads as a counter reset (and increase() then jumps by the
+// whole stored count). Storing each one would add a storage write per read
+// exactly when things are already failing, so they go out with the next
+// write of the tokens entry, or the next periodic tick.
+type unsavedStaleServes struct {
+	mu       sync.Mutex
+	byReason map[string]uint64
+}
+
+func (u *unsavedStaleServes) add(reason string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.byReason == nil {
+		u.byReason = map[string]uint64{}
+	}
+	u.byReason[reason]++
+}
+
+// take empties the counts and returns them; give puts them back after a
+// failed write.
+func (u *unsavedStaleServes) take() map[string]uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	taken := u.byReason
+	u.byReason = nil
+	return taken
+}
+
+func (u *unsavedStaleServes) give(counts map[string]uint64) {
+	for reason, n := range counts {
+		u.mu.Lock()
+		if u.byReason == nil {
+			u.byReason = map[string]uint64{}
+		}
+		u.byReason[reason] += n
+		u.mu.Unlock()
+	}
+}
+
+func (u *unsavedStaleServes) any() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.byReason) > 0
+}
+
+// withStaleServes returns st with counts added to its stats (a copy when
+// there is anything to add).
+func withStaleServes(st *tokenState, counts map[string]uint64) *tokenState {
+	if len(counts) == 0 {
+		return st
+	}
+	st = st.clone()
+	byReason := make(map[string]uint64, len(st.Stats.StaleServesByReason)+len(counts))
+	for r, n := range st.Stats.StaleServesByReason {
+		byReason[r] = n
+	}
+	for r, n := range counts {
+		byReason[r] += n
+		st.Stats.StaleServes += n
+	}
+	st.Stats.StaleServesByReason = byReason
+	return st
+}
+
+// noteStaleServe counts a read answered with the current, due token.
+func (ts *tokenSource) noteStaleServe(reason string) { ts.unsavedStale.add(reason) }
+
+// staleServes is the stored count: what every node reports alike, and what
+// never goes down while the config exists.
+func staleServes(st *tokenState) uint64 { return st.Stats.StaleServes }
+
+// staleServesByReason splits staleServes by reason; counts stored before
+// reasons were recorded are staleBeforeReasons.
+func staleServesByReason(st *tokenState) map[string]uint64 {
+	out := map[string]uint64{}
+	var recorded uint64
+	for _, r := range staleReasons {
+		out[r] = st.Stats.StaleServesByReason[r]
+		recorded += out[r]
+	}
+	if st.Stats.StaleServes > recorded {
+		out[staleBeforeReasons] = st.Stats.StaleServes - recorded
+	}
+	return out
+}
+
+// storeStaleServes writes the stale serves this node counted and has not
+// stored yet, on a node that can write; the periodic tick calls it so a
+// count reaches status and metrics within a minute even when nothing else
+// writes the tokens entry (a secret pending for hours, say).
+func (ts *tokenSource) storeStaleServes(ctx context.Context, storage logical.Storage) error {
+	if !ts.unsavedStale.any() || !ts.canWrite() {
+		return nil
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	// Re-read under mu: a config deleted meanwhile took its tokens with it,
+	// and its counts must not bring the entry back.
+	cfg, err := ts.configs.get(ctx, storage)
+	if err != nil || cfg == nil {
+		return err
+	}
+	cur, err := ts.loadLocked(ctx, storage, cfg)
+	if err != nil {
+		return err
+	}
+	_, err = ts.storeLocked(ctx, storage, cur)
+	return err
+}
