@@ -175,7 +175,7 @@ func (b *backend) metricFamilies(ctx context.Context, storage logical.Storage, m
 		return nil, err
 	}
 	now := b.now()
-	healthy, _ := healthOf(st, cfg, now)
+	healthy, _ := healthOf(st, cfg, now, b.tokens.due(st, cfg))
 	lastFailed := lastRefreshFailed(st)
 
 	fam[mConfigured.name].add(1, mount)

@@ -116,7 +116,7 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 		return nil, err
 	}
 	now := b.now()
-	healthy, advice := healthOf(st, cfg, now)
+	healthy, advice := healthOf(st, cfg, now, b.tokens.due(st, cfg))
 	return &logical.Response{Data: map[string]interface{}{
 		"configured":                true,
 		"secret_change_pending":     st.secretPending(cfg),
@@ -143,9 +143,9 @@ func (b *backend) statusResponse(ctx context.Context, storage logical.Storage) (
 
 // healthOf is health with what the config adds: a client secret change that
 // WeTix has not confirmed yet.
-func healthOf(st *tokenState, cfg *wetixConfig, now time.Time) (bool, string) {
+func healthOf(st *tokenState, cfg *wetixConfig, now time.Time, due bool) (bool, string) {
 	if !st.secretPending(cfg) {
-		return health(st, cfg, now)
+		return health(st, cfg, now, due)
 	}
 	lastFailed := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(cfg.SecretChangedAt)
 	switch {
@@ -159,25 +159,45 @@ func healthOf(st *tokenState, cfg *wetixConfig, now time.Time) (bool, string) {
 }
 
 // health answers the operator's question: is this working, and if not, what
-// do I do?
-func health(st *tokenState, cfg *wetixConfig, now time.Time) (bool, string) {
+// do I do? What it says reads get follows the rules the reads apply: a token
+// that is not due is served whatever failed; a due one only through a
+// failure the plugin serves through (servedThroughFailure) and only until
+// servedUntil.
+func health(st *tokenState, cfg *wetixConfig, now time.Time, due bool) (bool, string) {
 	lastFailed := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(st.Stats.LastRefreshAt)
+	const retry = " See last_error; force a retry with vault write -f <mount>/rotate."
 	switch {
 	case lastFailed && st.Stats.LastErrorKind == client.KindInvalidClient.String():
 		return false, "WeTix rejects the client credentials. Write the current ones: vault write <mount>/config client_id=... client_secret=..."
 	case lastFailed && st.Stats.LastErrorKind == client.KindUntrusted.String():
 		return false, "The OAuth server's TLS certificate is not trusted. Check base_url with vault read <mount>/config; behind an intercepting proxy, add its CA to the system CA store of every Vault node."
-	case lastFailed && st.Stats.LastErrorKind == client.KindTransient.String() && carriesTTL(st, cfg, now):
-		return false, "The last refresh failed; the current access token is still served until " + formatServedUntil(st, cfg) + " (a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt) + "). See last_error; force a retry with vault write -f <mount>/rotate."
+	case lastFailed && servedThroughFailure(st.Stats.LastErrorKind) && carriesTTL(st, cfg, now):
+		return false, "The last refresh failed; the current access token is still served until " + formatServedUntil(st, cfg) + " (a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt) + ")." + retry
+	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt) && !due:
+		return false, "The last refresh failed; the current access token (expires at " + formatTime(st.AccessExpiresAt) + ") is served while it is not due for refresh; once due, token reads fail until a refresh succeeds." + retry
 	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt):
-		return false, "The last refresh failed; once the current access token is due for refresh (expires at " + formatTime(st.AccessExpiresAt) + "), reads fail until it is fixed. See last_error; force a retry with vault write -f <mount>/rotate."
+		return false, "The last refresh failed and the current access token is no longer served (it is due for refresh, and " + notServedBecause(st, cfg, now) + "): token reads fail until a refresh succeeds." + retry
 	case lastFailed:
-		return false, "The last refresh failed and no valid access token is held. See last_error; force a retry with vault write -f <mount>/rotate."
+		return false, "The last refresh failed and no valid access token is held: token reads fail until a refresh succeeds." + retry
 	case !st.hasAccessToken():
 		return true, "No token yet; the first read of <mount>/token will get one."
 	default:
 		return true, ""
 	}
+}
+
+// servedThroughFailure mirrors tokenSource.failed: a due token is served
+// through a transient WeTix failure or a storage failure, not through a
+// refusal.
+func servedThroughFailure(kind string) bool {
+	return kind == client.KindTransient.String() || kind == errorKind(&storageErr{})
+}
+
+func notServedBecause(st *tokenState, cfg *wetixConfig, now time.Time) string {
+	if !servedThroughFailure(st.Stats.LastErrorKind) {
+		return "the failure is not one a due token is served through"
+	}
+	return "it can carry no full lease since " + formatServedUntil(st, cfg) + ", a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt)
 }
 
 // previousSecretToken says whether reads still get the token obtained with

@@ -84,6 +84,9 @@ func (w *world) do(st step) error {
 	if err := w.checkStorage(before, after, st); err != nil {
 		return err
 	}
+	if err := w.checkReported(st, after); err != nil {
+		return err
+	}
 	if w.m.deleted {
 		if after.cfg != nil {
 			w.m.deleted = false

@@ -42,7 +42,13 @@ var (
 //     behaviour, and the failure cooldown;
 //  6. once every fault clears and any cooldown has passed, one read succeeds
 //     with at most one client-credentials call;
-//  7. no error, warning or status field carries a client secret or token.
+//  7. no error, warning or status field carries a client secret or token;
+//  8. no counter of the metrics path is ever below its value after the
+//     previous step, unless the step deleted the config (their HELP says a
+//     delete resets them);
+//  9. status served_until, and any "served until" its advice quotes, is the
+//     last instant a read is still served the stored token (the oracle's
+//     servable rule, within the second RFC 3339 drops).
 //
 // One seed in four draws its schedule from a focused profile
 // (schedule_profiles_test.go) that steers into states the uniform

@@ -60,6 +60,9 @@ type world struct {
 	// held are leases plain reads were given, as Vault keeps them, for
 	// renewal steps.
 	held []heldLease
+	// counters are the metrics' counter samples after the previous step
+	// (invariant 8).
+	counters map[string]float64
 }
 
 func newWorld(t *testing.T, sch schedule) *world {
