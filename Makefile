@@ -4,7 +4,7 @@ SHELL := /usr/bin/env bash
 PLUGIN_NAME    := vault-plugin-secrets-wetix
 MODULE         := github.com/wetix-oss/vault-plugin-secrets-wetix
 # The plugin's semantic version, reported to Vault through RunningVersion.
-VERSION        ?= v0.1.0
+VERSION        ?= v0.2.0
 BIN_DIR        := .bin
 PLUGIN_BIN     := $(BIN_DIR)/plugins/$(PLUGIN_NAME)
 VAULT_BIN      := $(BIN_DIR)/vault
