@@ -205,6 +205,10 @@ func TestStaticTokenDuringAnOutage(t *testing.T) {
 		if a.ttl != time.Second {
 			t.Fatalf("ttl %s for a due token, want 1s", a.ttl)
 		}
+		// Counts are reported once stored: by the next periodic tick at the latest.
+		if err := h.tick(); err != nil {
+			t.Fatal(err)
+		}
 		if n := h.status()["stale_serves"]; n != uint64(1) {
 			t.Fatalf("stale_serves = %v, want 1", n)
 		}
