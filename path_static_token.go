@@ -42,8 +42,8 @@ var staticTokenResponseFields = map[string]*framework.FieldSchema{
 	"access_token": tokenResponseFields["access_token"],
 	"token_type":   tokenResponseFields["token_type"],
 	"expires_at":   {Type: framework.TypeTime, Description: "When WeTix stops accepting the access token (RFC 3339). ttl always ends before it."},
-	"ttl": {Type: framework.TypeInt, Description: "Whole seconds until the token is due for replacement (a margin before expires_at, never past it): read again after that to get the next one. " +
-		"Vault Agent and consul-template re-read at ttl + 1 s, the Vault Secrets Operator at ttl + 0.5 s. 1 while the token is already due (WeTix unreachable, or a client secret change pending)."},
+	"ttl": {Type: framework.TypeInt, Description: "Whole seconds (rounded up) until the token is due for replacement: a read at or after that gets the next one. It always ends a margin before expires_at, and is never negative. " +
+		"Vault Agent and consul-template re-read at ttl + 1 s, the Vault Secrets Operator at ttl + 0.5 s. 0 while the token is already due and served with a warning (WeTix unreachable, or a client secret change pending)."},
 	"rotation_period":     {Type: framework.TypeInt, Description: "Whole seconds between obtaining a token and replacing it, as the mount computes it from the token's lifetime and the configured ttl (at least 1)."},
 	"last_vault_rotation": {Type: framework.TypeTime, Description: "When the plugin obtained the current access token from WeTix (RFC 3339)."},
 }
@@ -51,14 +51,16 @@ var staticTokenResponseFields = map[string]*framework.FieldSchema{
 const staticTokenHelp = `
 Returns the mount's current WeTix access token without a lease: access_token,
 token_type and expires_at, plus ttl, rotation_period and last_vault_rotation
-in the shape of Vault's database static-creds. Vault Agent and consul-template
-templates re-read such an answer ttl + 1 seconds later, and the Vault Secrets
-Operator (VaultDynamicSecret with allowStaticCreds: true) at ttl + 0.5 s, so
-they move to the next token by themselves. A read creates no lease, so Vault
-writes and keeps nothing per read, whatever the read rate; nothing can be
-renewed or revoked either. The token is the same one the token path serves,
-under the same rules: refreshed once for the whole mount when due, served with
-a warning while WeTix is unreachable and the token is still good for a full
+in the shape of Vault's database static-creds. ttl is the whole seconds
+(rounded up) until the token is due for replacement: a read at or after that
+gets the next one. Vault Agent and consul-template templates re-read such an
+answer ttl + 1 seconds later, and the Vault Secrets Operator
+(VaultDynamicSecret with allowStaticCreds: true) at ttl + 0.5 s, so they move
+to the next token by themselves. A read creates no lease, so Vault writes and
+keeps nothing per read, whatever the read rate; nothing can be renewed or
+revoked either. The token is the same one the token path serves, under the
+same rules: refreshed once for the whole mount when due, served with a warning
+(and ttl 0) while WeTix is unreachable and the token is still good for a full
 ttl, otherwise an error naming the fix. Apps that read it themselves must read
 again once ttl has passed. The client secret and the refresh token are never
 returned.
@@ -82,27 +84,46 @@ func (b *backend) pathStaticTokenRead(ctx context.Context, req *logical.Request,
 	return resp, nil
 }
 
-// staticFit is the unleased path's ttl: until the token is due, cut at the
-// lease margin before its expiry, in whole seconds. It is at least 1 s,
-// also for a due token served during an outage: consul-template before
-// v0.42 takes a ttl of 0 as "no ttl" and waits its 5-minute default, long
-// enough to keep a short token rendered past its end; 1 makes it re-read
-// 2 s later and pick up the next token soon after WeTix is back. ok is false
-// when not even 1 s is left before the margin, as for a lease.
+// staticFit is the unleased path's ttl: the whole seconds until the token
+// is due, rounded up, so that a consumer re-reading ttl seconds later (or
+// later still) gets the next token. Rounding down would be wrong: the Vault
+// Secrets Operator re-reads at ttl + 0.5 s and, when the answer's token has
+// not changed, keeps the ttl of the previous changed answer
+// (vaultdynamicsecret_controller.go, syncSecret returns before storing the
+// new StaticCredsMetaData when the data's HMAC is equal), so a re-read that
+// arrives a fraction of a second before the due instant would make it hold
+// the token for a whole rotation period more, past its expiry.
+//
+// A due token (served during an outage) gets 0, as database static-creds
+// answers for an overdue rotation: consul-template then re-reads after 1 s
+// (ttl + 1) and VSO after 1 s, and both pick up the next token soon after
+// WeTix is back. The ttl never reaches past the lease margin before
+// expires_at; ok is false when not even 1 s is left before it, as for a
+// lease.
 func staticFit(st *tokenState, cfg *wetixConfig, now time.Time) (time.Duration, bool) {
 	left := leasable(st, now).Truncate(time.Second)
 	if left < minLease {
 		return 0, false
 	}
-	ttl := dueAt(st, cfg).Sub(now).Truncate(time.Second)
-	return min(max(ttl, minLease), left), true
+	return min(ceilSeconds(dueAt(st, cfg).Sub(now)), left), true
 }
 
 // rotationPeriod is how long after it was obtained a token of st's
 // lifetime is replaced under cfg when nothing else intervenes: the access
 // token's own rules, not a refresh token nearing its end or a secret change,
-// which are one-off events rather than the mount's rhythm.
+// which are one-off events rather than the mount's rhythm. Rounded as ttl
+// is, so that a fresh token's ttl never exceeds it.
 func rotationPeriod(st *tokenState, cfg *wetixConfig) time.Duration {
-	p := accessDueAt(st, cfg).Sub(st.AccessIssuedAt).Truncate(time.Second)
-	return max(p, time.Second)
+	return max(ceilSeconds(accessDueAt(st, cfg).Sub(st.AccessIssuedAt)), time.Second)
+}
+
+// ceilSeconds rounds d up to whole seconds, and anything not positive to 0.
+func ceilSeconds(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	if r := d.Truncate(time.Second); r != d {
+		return r + time.Second
+	}
+	return d
 }

@@ -1,6 +1,7 @@
 package wetix
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,8 +74,8 @@ func TestStaticTokenNotConfigured(t *testing.T) {
 
 // TestStaticTokenAnswer: the fields, no lease, and the ttl the lifecycle
 // implies. 1h tokens (3599 s after the client's rounding), ttl=5m: the token
-// is replaced when it can no longer carry a 5m lease plus the 1m margin,
-// 3599-360 = 3239 s after it was obtained.
+// is replaced when 10% of its life is left, 3599-359.9 = 3239.1 s after it
+// was obtained, which ttl and rotation_period round up to 3240.
 func TestStaticTokenAnswer(t *testing.T) {
 	h := newHarness(t)
 	h.configure(nil)
@@ -90,8 +91,8 @@ func TestStaticTokenAnswer(t *testing.T) {
 	if len(a.unexpectedKeys) > 0 || len(a.warnings) > 0 {
 		t.Fatalf("unexpected fields %v, warnings %v", a.unexpectedKeys, a.warnings)
 	}
-	if a.ttl != 3239*time.Second || a.period != 3239*time.Second {
-		t.Fatalf("ttl %s, rotation_period %s, want 3239s both", a.ttl, a.period)
+	if a.ttl != 3240*time.Second || a.period != 3240*time.Second {
+		t.Fatalf("ttl %s, rotation_period %s, want 3240s both", a.ttl, a.period)
 	}
 	if !a.lastRotation.Equal(t0) || !a.expiresAt.Equal(t0.Add(time.Hour-time.Second)) {
 		t.Fatalf("last_vault_rotation %s, expires_at %s", a.lastRotation, a.expiresAt)
@@ -107,21 +108,25 @@ func TestStaticTokenAnswer(t *testing.T) {
 	h.wantCalls(1, 0)
 }
 
-// TestStaticTokenTTLIsWhenTheNextTokenComes: at ttl the token is still the
-// current one; one second later (when consul-template re-reads) it has been
-// replaced, for either path.
+// TestStaticTokenTTLIsWhenTheNextTokenComes: a second before ttl runs out
+// the token is still the current one; at ttl it has been replaced, for
+// either path, so a consumer re-reading at ttl + 0.5 s (VSO) or ttl + 1 s
+// (consul-template) gets the next one. The read is placed a fraction of a
+// second into a second, where rounding ttl down would send VSO back early.
 func TestStaticTokenTTLIsWhenTheNextTokenComes(t *testing.T) {
 	h := newHarness(t)
 	h.configure(nil)
+	h.readStatic()
+	h.clock.Advance(700 * time.Millisecond)
 	a := decodeStatic(t, h.readStatic())
-	h.clock.Advance(a.ttl)
+	h.clock.Advance(a.ttl - time.Second)
 	if h.readToken().Data["access_token"] != a.token {
 		t.Fatal("the token was replaced before ttl ran out")
 	}
 	h.clock.Advance(time.Second)
 	b := decodeStatic(t, h.readStatic())
 	if b.token == a.token {
-		t.Fatal("ttl + 1s after the read, the token was not replaced")
+		t.Fatal("ttl after the read, the token was not replaced")
 	}
 	if !b.lastRotation.Equal(h.clock.Now().Truncate(time.Second)) || b.ttl != b.period {
 		t.Fatalf("new token: last_vault_rotation %s (now %s), ttl %s, rotation_period %s", b.lastRotation, h.clock.Now(), b.ttl, b.period)
@@ -129,11 +134,42 @@ func TestStaticTokenTTLIsWhenTheNextTokenComes(t *testing.T) {
 	h.wantCalls(1, 1)
 }
 
-// TestStaticTokenConsumerNeverHoldsAnExpiredToken plays consul-template:
-// read, keep the token ttl + 1 s, read again; and VSO (ttl + 0.5 s). Over
-// several token lifetimes and ttls, the token kept never expires while kept,
-// ttl never reaches past expires_at, and every re-read after a due token
-// brings the next one.
+// staticConsumer models how a consumer of the unleased path schedules its
+// next read from an answer, given the token it holds after the answer.
+type staticConsumer struct {
+	name string
+	// next returns how long the consumer waits before reading again.
+	next func(a staticAnswer, changed bool) time.Duration
+}
+
+// staticConsumers are the two schedulers the unleased path is for, as their
+// source reads (docs/static-token.md quotes it).
+func staticConsumers(vsoJitter time.Duration) []staticConsumer {
+	// consul-template v0.41.1 leaseCheckWait: no lease, a rotation_period
+	// field and an integer ttl: sleep ttl + 1 s, no jitter, from every answer.
+	ct := staticConsumer{name: "consul-template", next: func(a staticAnswer, _ bool) time.Duration { return a.ttl + time.Second }}
+	// VSO computePostSyncHorizon: ttl + 0.5 s (1 s when ttl is 0) plus up to
+	// 0.15 s of jitter, where ttl is the one stored with the last answer
+	// whose data changed: syncSecret keeps the previous StaticCredsMetaData
+	// when the HMAC of the data (ttl and the rotation fields excluded) is equal.
+	var statusTTL time.Duration
+	vso := staticConsumer{name: "VSO", next: func(a staticAnswer, changed bool) time.Duration {
+		if changed {
+			statusTTL = a.ttl
+		}
+		if statusTTL > 0 {
+			return statusTTL + 500*time.Millisecond + vsoJitter
+		}
+		return time.Second + vsoJitter
+	}}
+	return []staticConsumer{ct, vso}
+}
+
+// TestStaticTokenConsumerNeverHoldsAnExpiredToken plays consul-template and
+// VSO, each as it schedules its reads, starting at several fractions of a
+// second: over several token lifetimes and ttls the token a consumer holds
+// never expires before its next read, ttl never reaches past expires_at,
+// and the consumer moves to every new token.
 func TestStaticTokenConsumerNeverHoldsAnExpiredToken(t *testing.T) {
 	cases := []struct {
 		life time.Duration
@@ -143,32 +179,46 @@ func TestStaticTokenConsumerNeverHoldsAnExpiredToken(t *testing.T) {
 		{time.Hour, "5m"}, {time.Hour, "1h"}, {24 * time.Hour, "1h"},
 	}
 	for _, tc := range cases {
-		for _, slack := range []time.Duration{time.Second, time.Second / 2} {
-			t.Run(tc.life.String()+"/ttl="+tc.ttl+"/slack="+slack.String(), func(t *testing.T) {
-				h := newHarness(t, func(o *wetixtest.Options) { o.AccessTTL = tc.life })
-				h.configure(map[string]interface{}{"ttl": tc.ttl})
-				end := h.clock.Now().Add(5 * tc.life)
-				tokens := map[string]bool{}
-				for h.clock.Now().Before(end) {
-					a := decodeStatic(t, h.readStatic())
-					now := h.clock.Now()
-					if a.ttl < time.Second || a.period < time.Second {
-						t.Fatalf("at %s: ttl %s, rotation_period %s; want both >= 1s", now, a.ttl, a.period)
-					}
-					if now.Add(a.ttl).After(a.expiresAt) {
-						t.Fatalf("at %s: ttl %s reaches past expires_at %s", now, a.ttl, a.expiresAt)
-					}
-					hold := a.ttl + slack
-					if !now.Add(hold).Before(a.expiresAt) {
-						t.Fatalf("at %s: a consumer keeps the token until %s, past its expiry %s", now, now.Add(hold), a.expiresAt)
-					}
-					tokens[a.token] = true
-					h.clock.Advance(hold)
+		for _, offset := range []time.Duration{0, 300 * time.Millisecond, 700 * time.Millisecond, 999 * time.Millisecond} {
+			for _, jitter := range []time.Duration{0, 150 * time.Millisecond} {
+				for i := range staticConsumers(jitter) {
+					name := fmt.Sprintf("%s/ttl=%s/offset=%s/jitter=%s/%s", tc.life, tc.ttl, offset, jitter, staticConsumers(jitter)[i].name)
+					t.Run(name, func(t *testing.T) {
+						c := staticConsumers(jitter)[i]
+						h := newHarness(t, func(o *wetixtest.Options) { o.AccessTTL = tc.life })
+						h.configure(map[string]interface{}{"ttl": tc.ttl})
+						h.readStatic()
+						h.clock.Advance(offset)
+						end := h.clock.Now().Add(5 * tc.life)
+						held := ""
+						var heldUntil time.Time
+						tokens := map[string]bool{}
+						for h.clock.Now().Before(end) {
+							a := decodeStatic(t, h.readStatic())
+							now := h.clock.Now()
+							if a.ttl < 0 || a.period < time.Second || a.ttl > a.period {
+								t.Fatalf("at %s: ttl %s, rotation_period %s", now, a.ttl, a.period)
+							}
+							if now.Add(a.ttl).After(a.expiresAt) {
+								t.Fatalf("at %s: ttl %s reaches past expires_at %s", now, a.ttl, a.expiresAt)
+							}
+							changed := a.token != held
+							if changed {
+								held, heldUntil = a.token, a.expiresAt
+							}
+							wait := c.next(a, changed)
+							if !now.Add(wait).Before(heldUntil) {
+								t.Fatalf("at %s: %s keeps its token until %s, past its expiry %s", now, c.name, now.Add(wait), heldUntil)
+							}
+							tokens[a.token] = true
+							h.clock.Advance(wait)
+						}
+						if len(tokens) < 4 {
+							t.Fatalf("%d tokens in 5 lifetimes: the consumer did not move on", len(tokens))
+						}
+					})
 				}
-				if len(tokens) < 4 {
-					t.Fatalf("%d tokens in 5 lifetimes: the consumer did not move on", len(tokens))
-				}
-			})
+			}
 		}
 	}
 }
@@ -200,10 +250,11 @@ func TestStaticTokenDuringAnOutage(t *testing.T) {
 		if a.token != old || len(a.warnings) == 0 {
 			t.Fatalf("want the old token with a warning; warnings %v", a.warnings)
 		}
-		// Due already: come back in a second (2 s for consul-template), to
-		// pick up the next token soon after WeTix is back.
-		if a.ttl != time.Second {
-			t.Fatalf("ttl %s for a due token, want 1s", a.ttl)
+		// Due already: 0, as static-creds answers for an overdue rotation;
+		// consul-template and VSO come back a second later, to pick up the
+		// next token soon after WeTix is back.
+		if a.ttl != 0 {
+			t.Fatalf("ttl %s for a due token, want 0", a.ttl)
 		}
 		// Counts are reported once stored: by the next periodic tick at the latest.
 		if err := h.tick(); err != nil {
@@ -215,7 +266,7 @@ func TestStaticTokenDuringAnOutage(t *testing.T) {
 		h.wetix.ClearFaults()
 		h.b.tokens.background.Wait()
 		h.clock.Advance(2 * time.Second)
-		if b := decodeStatic(t, h.readStatic()); b.token == old || len(b.warnings) > 0 || b.ttl <= time.Second {
+		if b := decodeStatic(t, h.readStatic()); b.token == old || len(b.warnings) > 0 || b.ttl < time.Second {
 			t.Fatalf("after the outage: same token %v, warnings %v, ttl %s", b.token == old, b.warnings, b.ttl)
 		}
 	})
