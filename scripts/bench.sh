@@ -8,7 +8,8 @@
 #   2-5. Through a real Vault dev server on loopback (bench/): throughput and
 #      latency against KV v2, the floor (bench/cmd/floor-plugin: the cheapest
 #      leased read of an external plugin) and leased builtin engines, upstream
-#      calls for a due token, plugin memory, cold start; a CPU profile of
+#      calls for a due token, the unleased static-token read beside them
+#      with its own floor (the floor plugin answering without a lease), plugin memory, cold start; a CPU profile of
 #      Vault; and wetix/sign against transit/sign on the same plaintext.
 #
 # `make bench` builds the plugin and Vault first; from a fresh clone
