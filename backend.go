@@ -31,7 +31,9 @@ type backend struct {
 	configs *configStore
 	// signing owns the signing key entries (signing.go).
 	signing *signingStore
-	now     func() time.Time
+	// reads counts answered token reads by path (metrics).
+	reads readCounts
+	now   func() time.Time
 	// stop ends the backend's lifetime context (Clean).
 	stop context.CancelFunc
 }
@@ -78,7 +80,7 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 			// token, the signing keys. A capable seal wraps them at rest.
 			SealWrapStorage: append([]string{configStoragePath, tokensStoragePath}, signingStoragePaths...),
 		},
-		Paths: append([]*framework.Path{pathConfig(b), pathToken(b), pathStatus(b), pathRotate(b), pathMetrics(b)},
+		Paths: append([]*framework.Path{pathConfig(b), pathToken(b), pathStaticToken(b), pathStatus(b), pathRotate(b), pathMetrics(b)},
 			append(pathSigningKeys(b), pathSign(b))...),
 		Secrets:        []*framework.Secret{secretAccessToken(b)},
 		Invalidate:     b.invalidate,

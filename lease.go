@@ -62,23 +62,42 @@ func leasable(st *tokenState, now time.Time) time.Duration {
 // close to expiry for a lease of leaseFloor; unable to carry a full ttl
 // lease although its lifetime allows one (carriesFullLeases), so that with
 // WeTix healthy leases are exactly ttl; inside the refresh window at the end
-// of its life; or with a refresh token close to its own expiry.
+// of its life; or with a refresh token close to its own expiry. The rules
+// are written once, as the instant they start to hold (dueAt), so that the
+// unleased path's ttl and this test cannot disagree.
 func (ts *tokenSource) due(st *tokenState, cfg *wetixConfig) bool {
+	return !ts.now().Before(dueAt(st, cfg))
+}
+
+// dueAt is the first instant at which st is due; the zero time when it is
+// due whatever the clock says (no token, or a secret change pending).
+func dueAt(st *tokenState, cfg *wetixConfig) time.Time {
 	if !st.hasAccessToken() || st.secretPending(cfg) {
-		return true
+		return time.Time{}
 	}
-	now := ts.now()
+	at := accessDueAt(st, cfg)
+	if r, ok := refreshTokenDueAt(st); ok && r.Before(at) {
+		at = r
+	}
+	return at
+}
+
+// accessDueAt is when the access token's own rules make it due. The lease
+// rules are strict ("less than"), hence the nanosecond: due starts just
+// after the instant where exactly the floor, or exactly ttl, is left.
+func accessDueAt(st *tokenState, cfg *wetixConfig) time.Time {
 	life := st.accessLifetime()
-	left := leasable(st, now)
-	switch {
-	case left < leaseFloor(life):
-		return true
-	case carriesFullLeases(life, cfg.TTL) && left < cfg.TTL:
-		return true
-	case st.accessRemaining(now) <= refreshWindowOf(life):
-		return true
+	margin := leaseMargin(life)
+	at := st.AccessExpiresAt.Add(-margin - leaseFloor(life) + time.Nanosecond)
+	if carriesFullLeases(life, cfg.TTL) {
+		if full := st.AccessExpiresAt.Add(-margin - cfg.TTL + time.Nanosecond); full.Before(at) {
+			at = full
+		}
 	}
-	return refreshTokenNearExpiry(st, cfg, now)
+	if window := st.AccessExpiresAt.Add(-refreshWindowOf(life)); window.Before(at) {
+		at = window
+	}
+	return at
 }
 
 // servable says whether a due token may still be handed out while WeTix
@@ -117,10 +136,17 @@ func leaseTTL(ttl time.Duration, st *tokenState, now time.Time) (time.Duration, 
 // refreshTokenNearExpiry is what keeps an idle mount alive: the periodic
 // function refreshes early when the refresh token itself nears its end, so
 // months without a read never strand the credential.
-func refreshTokenNearExpiry(st *tokenState, cfg *wetixConfig, now time.Time) bool {
+func refreshTokenNearExpiry(st *tokenState, _ *wetixConfig, now time.Time) bool {
+	at, ok := refreshTokenDueAt(st)
+	return ok && !now.Before(at)
+}
+
+// refreshTokenDueAt is when the refresh token enters its own refresh
+// window; ok is false when there is none, or WeTix gave it no lifetime.
+func refreshTokenDueAt(st *tokenState) (time.Time, bool) {
 	if st.RefreshToken == "" || st.RefreshExpiresAt.IsZero() || st.RefreshIssuedAt.IsZero() {
-		return false
+		return time.Time{}, false
 	}
 	lifetime := st.RefreshExpiresAt.Sub(st.RefreshIssuedAt)
-	return st.RefreshExpiresAt.Sub(now) <= refreshWindowOf(lifetime)
+	return st.RefreshExpiresAt.Add(-refreshWindowOf(lifetime)), true
 }

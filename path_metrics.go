@@ -46,7 +46,7 @@ type metricDef struct {
 
 var (
 	mConfigured = metricDef{"wetix_configured", gauge, "mount",
-		"1 when config has been written, else 0 (and only this and wetix_healthy have samples)."}
+		"1 when config has been written, else 0 (and only this, wetix_healthy and wetix_token_reads_total have samples)."}
 	mHealthy = metricDef{"wetix_healthy", gauge, "mount",
 		"1 when a valid access token is held, or can be had, and the last refresh did not fail; the status path's advice says what to do when 0."}
 	mRefreshDue = metricDef{"wetix_refresh_due", gauge, "mount",
@@ -73,10 +73,12 @@ var (
 		"1 when the next refresh will use the refresh grant, 0 when it will fall back to the client-credentials grant."}
 	mLastRefresh = metricDef{"wetix_last_refresh_timestamp_seconds", gauge, "mount",
 		"When the last successful refresh ran, in unix seconds; no sample before the first."}
+	mReads = metricDef{"wetix_token_reads_total", counter, "mount, path",
+		`Token reads this node answered since the plugin started, by path ("token": leased, "` + staticTokenPath + `": unleased); unlike the other metrics, counted in memory per node and never stored.`}
 
 	// metricDefs is the exposition order.
 	metricDefs = []metricDef{mConfigured, mHealthy, mRefreshDue, mRefreshes, mFailures, mFailuresByKind, mFailing, mLastFailure,
-		mStaleServes, mStaleServesByReason, mAccessLeft, mRefreshLeft, mRefreshUsable, mLastRefresh}
+		mStaleServes, mStaleServesByReason, mAccessLeft, mRefreshLeft, mRefreshUsable, mLastRefresh, mReads}
 )
 
 // failureKinds names the stored kinds of a failure (errorKind) for the kind
@@ -164,6 +166,11 @@ func (b *backend) metricFamilies(ctx context.Context, storage logical.Storage, m
 	cfg, err := b.configFor(ctx, storage)
 	if err != nil {
 		return nil, err
+	}
+	// Reads are counted whether or not a config exists now: one may have
+	// been deleted after serving them, and a counter must not go back.
+	for p := readPath(0); p < readPaths; p++ {
+		fam[mReads.name].add(float64(b.reads.load(p)), mount, metricLabel{"path", readPathNames[p]})
 	}
 	if cfg == nil {
 		fam[mConfigured.name].add(0, mount)

@@ -394,7 +394,7 @@ func TestPluginBinaryHasNoPrometheusCode(t *testing.T) {
 
 // TestMetricsOnAPerformanceStandby: a standby answers a scrape from storage
 // with what the active node says, even for a due token, without writing
-// storage or calling WeTix.
+// storage or calling WeTix. Only the read counts are the node's own.
 func TestMetricsOnAPerformanceStandby(t *testing.T) {
 	active := newHarness(t)
 	active.configure(nil)
@@ -404,6 +404,12 @@ func TestMetricsOnAPerformanceStandby(t *testing.T) {
 	standby := active.onPerformanceStandby()
 	puts := active.storage.puts.Load()
 	m, body := standby.scrape()
+	for p := readPath(0); p < readPaths; p++ {
+		if v := m.MustValue(t, "wetix_token_reads_total", mount("path", readPathNames[p])...); v != 0 {
+			t.Errorf("the standby, which answered no read, counts %v on %s", v, readPathNames[p])
+		}
+	}
+	activeBody, body = withoutSamples(activeBody, "wetix_token_reads_total"), withoutSamples(body, "wetix_token_reads_total")
 	if string(body) != string(activeBody) {
 		t.Fatalf("the standby's scrape differs from the active node's:\nstandby:\n%s\nactive:\n%s", body, activeBody)
 	}
@@ -414,4 +420,16 @@ func TestMetricsOnAPerformanceStandby(t *testing.T) {
 		t.Fatalf("a scrape on the standby wrote storage %d times", n)
 	}
 	active.wantCalls(0, 0)
+}
+
+// withoutSamples drops the sample lines of one family, keeping its HELP
+// and TYPE.
+func withoutSamples(body []byte, family string) []byte {
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, family+"{") {
+			out = append(out, line)
+		}
+	}
+	return []byte(strings.Join(out, "\n"))
 }

@@ -2,10 +2,7 @@ package wetix
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -55,48 +52,14 @@ other readers. The client secret and the refresh token are never returned.
 `
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	cfg, err := b.configFor(ctx, req.Storage)
-	if err != nil {
-		return nil, err
+	served, errResp, err := b.serveToken(ctx, req, readLeased, leaseFit)
+	if errResp != nil || err != nil {
+		return errResp, err
 	}
-	if cfg == nil {
-		return logical.ErrorResponse(errNotConfigured.Error()), nil
-	}
-	// A token checked a moment ago may have run out of lease since (a read
-	// that waited for a refresh during an outage): ask once more, and the
-	// lifecycle treats it as due.
-	var res *tokenResult
-	var ttl time.Duration
-	for attempt := 0; ; attempt++ {
-		res, err = b.tokens.get(ctx, req.Storage, cfg)
-		if errors.Is(err, errNotConfigured) {
-			// The config was deleted while this read waited for a refresh.
-			return logical.ErrorResponse(errNotConfigured.Error()), nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		var ok bool
-		if ttl, ok = leaseTTL(cfg.TTL, res.state, b.now()); ok {
-			break
-		}
-		if attempt == 1 {
-			// Only a token WeTix issued with (almost) no life gets here.
-			return nil, fmt.Errorf("the access token WeTix issued expires at %s, too soon to lease; check the clocks of Vault and WeTix, and `vault read <mount>/status`", res.state.AccessExpiresAt.UTC().Format(time.RFC3339))
-		}
-	}
-	st := res.state
-	if res.staleReason != "" {
-		b.tokens.noteStaleServe(res.staleReason)
-	}
-	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
-		"access_token": st.AccessToken,
-		"token_type":   "Bearer",
-		"expires_at":   st.AccessExpiresAt.UTC().Format(time.RFC3339),
-	}, map[string]interface{}{leaseTokenKey: b.tokens.fingerprintOf(st.AccessToken)})
-	leaseOnToken(resp.Secret, st, cfg, ttl, b.now())
-	for _, w := range res.warnings {
-		resp.AddWarning(w)
-	}
+	st := served.res.state
+	resp := b.Secret(secretAccessTokenType).Response(tokenData(st),
+		map[string]interface{}{leaseTokenKey: b.tokens.fingerprintOf(st.AccessToken)})
+	leaseOnToken(resp.Secret, st, served.cfg, served.ttl, b.now())
+	addWarnings(resp, served.res)
 	return resp, nil
 }

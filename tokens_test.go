@@ -28,7 +28,7 @@ func TestConcurrentReadsOfDueTokenMakeOneUpstreamCall(t *testing.T) {
 		h.configure(nil)
 		old, _ := h.makeDue()
 		// Slow WeTix down so that every reader arrives while the refresh
-		// is in flight.
+		// is in flight. Half read the unleased path: one flight serves both.
 		h.wetix.Fault(wetixtest.Fault{Delay: 200 * time.Millisecond, Process: true, Times: 1})
 
 		var wg sync.WaitGroup
@@ -38,7 +38,11 @@ func TestConcurrentReadsOfDueTokenMakeOneUpstreamCall(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				resp, err := h.request(logical.ReadOperation, "token", nil)
+				path := "token"
+				if i%2 == 1 {
+					path = staticTokenPath
+				}
+				resp, err := h.request(logical.ReadOperation, path, nil)
 				if err == nil && resp.IsError() {
 					err = resp.Error()
 				}

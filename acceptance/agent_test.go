@@ -54,6 +54,12 @@ func (a renderingAgent) rendered() string {
 // startAgent runs Agent as token and returns once it has rendered a token.
 func startAgent(t *testing.T, s *vaulttest.Server, token string) renderingAgent {
 	t.Helper()
+	return startAgentOn(t, s, token, "wetix/token")
+}
+
+// startAgentOn is startAgent with the template reading path's access_token.
+func startAgentOn(t *testing.T, s *vaulttest.Server, token, path string) renderingAgent {
+	t.Helper()
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "wetix-token")
 	conf := fmt.Sprintf(`
@@ -61,10 +67,10 @@ vault { address = %q }
 %s
 template_config { exit_on_retry_failure = true }
 template {
-  contents    = "{{ with secret \"wetix/token\" }}{{ .Data.access_token }}{{ end }}"
+  contents    = "{{ with secret \"%s\" }}{{ .Data.access_token }}{{ end }}"
   destination = %q
 }
-`, s.Addr, vaulttest.TokenFileAutoAuth(vaulttest.WriteTokenFile(t, dir, token)), dest)
+`, s.Addr, vaulttest.TokenFileAutoAuth(vaulttest.WriteTokenFile(t, dir, token)), path, dest)
 	agent := renderingAgent{dest: dest, log: vaulttest.StartDaemon(t, "agent", dir, conf, "-log-level=trace").Log}
 	if !vaulttest.WaitFor(30*time.Second, func() bool { return agent.rendered() != "" }) {
 		t.Fatalf("Agent rendered nothing in 30s; agent log:\n%s", agent.log())

@@ -14,14 +14,14 @@ var configFields = []string{"client_id", "client_secret", "environment", "base_u
 
 // TestPathHelp: `vault path-help` documents every path, with a description
 // for every config field, and the OpenAPI document Vault generates (which
-// the UI and client generators read) lists the four paths and describes
+// the UI and client generators read) lists the paths and describes
 // every request and response field.
 func TestPathHelp(t *testing.T) {
 	vaulttest.RequireLong(t)
 	t.Parallel()
 	s, _ := setup(t, wetixtest.Options{}, nil)
 
-	for _, path := range []string{"config", "token", "status", "rotate"} {
+	for _, path := range []string{"config", "token", "static-token", "status", "rotate"} {
 		help := parsePathHelp(s.MustCLI("path-help", "wetix/"+path))
 		if help.synopsis == "" || help.description == "" {
 			t.Errorf("path-help wetix/%s: synopsis %q, description %q; want both", path, help.synopsis, help.description)
@@ -57,10 +57,11 @@ func TestPathHelp(t *testing.T) {
 	}
 	mustJSON(t, body, &doc)
 	want := map[string][]string{
-		"/wetix/config": configFields,
-		"/wetix/token":  {"access_token", "token_type", "expires_at"},
-		"/wetix/status": {"healthy", "advice", "access_token_expires_at", "last_error"},
-		"/wetix/rotate": {"healthy", "last_grant"},
+		"/wetix/config":       configFields,
+		"/wetix/token":        {"access_token", "token_type", "expires_at"},
+		"/wetix/static-token": {"access_token", "token_type", "expires_at", "ttl", "rotation_period", "last_vault_rotation"},
+		"/wetix/status":       {"healthy", "advice", "access_token_expires_at", "last_error"},
+		"/wetix/rotate":       {"healthy", "last_grant"},
 	}
 	for path, fields := range want {
 		ops, ok := doc.Paths[path]

@@ -81,6 +81,7 @@ func renderMatrix(w *strings.Builder, r *rig, m matrix, upstream int) {
 			timeRatio(m, "floor", "kv", conc), timeRatio(m, "wetix-status", "kv", conc), timeRatio(m, "ssh-otp", "kv", conc), timeRatio(m, "pki", "kv", conc), timeRatio(m, "wetix", "ssh-otp", conc))
 	}
 	renderFloor(w, m)
+	renderUnleased(w, m)
 	renderSplit(w, m)
 	fmt.Fprintf(w, "\nUpstream (WeTix emulator) calls during the %d measured-and-warm-up wetix reads of this section: %d (a cached read never calls WeTix).\n", totalOK(m, "wetix"), upstream)
 	if allMet {

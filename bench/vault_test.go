@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +113,7 @@ func BenchmarkVault(t *testing.B) {
 	m := r.matrix()
 	upDuring := r.emu.TotalCalls() - upBefore
 	t.Logf("%s", floorSummary(m))
+	t.Logf("%s", unleasedSummary(m))
 
 	r.topUpReads()
 	after := r.pluginMemory()
@@ -269,6 +271,15 @@ func (r *rig) mountAll() {
 	floorNoCache := r.mountFloor("floor-nocache", "floor-nc", tok.Data, false,
 		"the same floor plugin without the cache: the SDK asks Vault for the replication state on every request")
 
+	// The unleased read of the same token (issue 18), and its floor: the
+	// floor plugin answering the static-token data without a lease.
+	static := target{Name: "wetix-static", Method: http.MethodGet, Path: "wetix/static-token",
+		Note: "this plugin, unleased read of the same cached token (static-token: no lease, nothing written)"}
+	st, size := r.get(r.load, static)
+	r.sizes[static.Name] = size
+	floorUnleased := r.mountFloor("floor-unleased", "floor-ul", st.Data, true,
+		"the unleased floor: bench/cmd/floor-plugin -unleased, the static-token data without a lease, with the engine's replication-state cache", "-unleased")
+
 	status := target{Name: "wetix-status", Method: http.MethodGet, Path: "wetix/status",
 		Note: "this plugin, status path: same plugin round trip, no lease"}
 
@@ -291,10 +302,10 @@ func (r *rig) mountAll() {
 	pki := target{Name: "pki", Method: http.MethodPost, Path: "pki/issue/bench", Body: []byte(`{"common_name":"bench.example"}`),
 		Note: "builtin pki issue, generate_lease=true, EC P-256: leased, keygen + signing + stored cert"}
 
-	for _, tg := range []target{kv, floor, floorNoCache, status, ssh, pki} {
+	for _, tg := range []target{kv, floor, floorNoCache, static, floorUnleased, status, ssh, pki} {
 		v, size := r.get(r.load, tg)
 		r.sizes[tg.Name] = size
-		leased := tg.Name != "kv" && tg.Name != "wetix-status"
+		leased := !slices.Contains([]string{"kv", "wetix-status", "wetix-static", "floor-unleased"}, tg.Name)
 		if (v.LeaseID != "") != leased {
 			r.t.Fatalf("%s: lease_id %q, want leased=%v", tg.Name, v.LeaseID, leased)
 		}
@@ -302,7 +313,7 @@ func (r *rig) mountAll() {
 	kvData, _ := json.Marshal(tok.Data)
 	r.t.Logf("token data JSON: %d bytes; response bodies: %v", len(kvData), r.sizes)
 	r.sizes["data"] = len(kvData)
-	r.targets = []target{kv, wetix, floor, floorNoCache, status, ssh, pki}
+	r.targets = []target{kv, wetix, floor, floorNoCache, static, floorUnleased, status, ssh, pki}
 
 	r.pluginPIDs = r.srv.PluginPIDs()
 	if len(r.pluginPIDs) == 0 {
@@ -313,8 +324,8 @@ func (r *rig) mountAll() {
 		r.t.Fatal(err)
 	}
 	r.vaultPID = ppid
-	r.cpu = map[string]cpuProbe{wetix.Name: cpuOf(r.pluginPIDs...), status.Name: cpuOf(r.pluginPIDs...)}
-	for _, tg := range []target{floor, floorNoCache} {
+	r.cpu = map[string]cpuProbe{wetix.Name: cpuOf(r.pluginPIDs...), status.Name: cpuOf(r.pluginPIDs...), static.Name: cpuOf(r.pluginPIDs...)}
+	for _, tg := range []target{floor, floorNoCache, floorUnleased} {
 		pid := findProcess(ppid, tg.Name)
 		if pid == 0 {
 			r.t.Fatalf("no %s plugin process under Vault", tg.Name)
@@ -326,7 +337,7 @@ func (r *rig) mountAll() {
 // mountFloor builds bench/cmd/floor-plugin once, installs it as the file
 // name (a process is found by its executable's name), registers it as the
 // catalog entry name answering data, and mounts it at path.
-func (r *rig) mountFloor(name, path string, data map[string]interface{}, cache bool, note string) target {
+func (r *rig) mountFloor(name, path string, data map[string]interface{}, cache bool, note string, args ...string) target {
 	r.t.Helper()
 	if r.floorBinary == "" {
 		r.floorBinary = filepath.Join(r.t.TempDir(), "floor-plugin")
@@ -341,6 +352,7 @@ func (r *rig) mountFloor(name, path string, data map[string]interface{}, cache b
 	if cache {
 		p.Args = append(p.Args, "-cache-replication-state")
 	}
+	p.Args = append(p.Args, args...)
 	r.srv.RegisterPlugin(p)
 	if err := r.srv.Client.Sys().Mount(path, &api.MountInput{Type: name}); err != nil {
 		r.t.Fatal(err)

@@ -8,7 +8,8 @@
 #   2-5. Through a real Vault dev server on loopback (bench/): throughput and
 #      latency against KV v2, the floor (bench/cmd/floor-plugin: the cheapest
 #      leased read of an external plugin) and leased builtin engines, upstream
-#      calls for a due token, plugin memory, cold start; a CPU profile of
+#      calls for a due token, the unleased static-token read beside them
+#      with its own floor (the floor plugin answering without a lease), plugin memory, cold start; a CPU profile of
 #      Vault; and wetix/sign against transit/sign on the same plaintext.
 #
 # `make bench` builds the plugin and Vault first; from a fresh clone
@@ -156,14 +157,14 @@ mkdir -p "$(dirname "$OUT")"
   echo "## 1. In process: cached token read through the backend"
   echo
   echo "\`go test -bench TokenRead -benchmem -count $COUNT\` (benchmark_test.go); medians of $COUNT runs."
-  echo "BenchmarkTokenRead and BenchmarkTokenReadParallel call framework.Backend.HandleRequest with logical.InmemStorage, no Vault;"
+  echo "BenchmarkTokenRead and BenchmarkTokenReadParallel call framework.Backend.HandleRequest with logical.InmemStorage, no Vault (BenchmarkStaticTokenRead: the same on the unleased static-token path);"
   echo "BenchmarkTokenReadGRPC adds the SDK's gRPC plugin protocol, both ends in one process over a Unix socket."
   echo "storage-ops/op and upstream/op count storage calls and WeTix calls per read: a cached read makes none;"
   echo "callbacks-to-vault/op counts the SDK's replication-state calls back to Vault, which the engine's cache (system_view.go) answers."
   echo
   inproc_table "$WORK/inproc.txt"
   echo
-  echo "Profile of BenchmarkTokenRead, our code only (cum/flat of the whole benchmark):"
+  echo "Profile of BenchmarkTokenRead and BenchmarkStaticTokenRead (-bench 'TokenRead$' matches both), our code only (cum/flat of the whole run):"
   echo
   echo '```'
   cat "$WORK/hotpath.txt"

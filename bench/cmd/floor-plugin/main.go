@@ -5,6 +5,9 @@
 // beyond this plugin's is our code; what this plugin costs beyond KV v2 is
 // what every external plugin with a lease pays.
 //
+// -unleased answers the same data as plain data, without a lease: the floor
+// of the unleased static-token read.
+//
 // -cache-replication-state gives it the engine's answer to the SDK asking
 // Vault for the replication state on every request (system_view.go in the
 // root package, copied here in idea: this binary must not import the
@@ -37,6 +40,7 @@ const leaseTTL = time.Hour
 func main() {
 	flags := flag.NewFlagSet("floor-plugin", flag.ContinueOnError)
 	cache := flags.Bool("cache-replication-state", false, "answer the SDK's replication-state call from a 1s cache, as the engine does")
+	unleased := flags.Bool("unleased", false, "answer the data without a lease, as the static-token path does")
 	raw := flags.String("data", `{"access_token":"floor"}`, "the token read's data, a JSON object")
 	if err := flags.Parse(os.Args[1:]); err != nil {
 		fatal(err)
@@ -45,7 +49,7 @@ func main() {
 	if err := json.Unmarshal([]byte(*raw), &data); err != nil {
 		fatal(fmt.Errorf("-data: %w", err))
 	}
-	if err := plugin.ServeMultiplex(&plugin.ServeOpts{BackendFactoryFunc: factory(data, *cache)}); err != nil {
+	if err := plugin.ServeMultiplex(&plugin.ServeOpts{BackendFactoryFunc: factory(data, *cache, *unleased)}); err != nil {
 		fatal(err)
 	}
 }
@@ -55,7 +59,7 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func factory(data map[string]interface{}, cache bool) logical.Factory {
+func factory(data map[string]interface{}, cache, unleased bool) logical.Factory {
 	return func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 		b := &framework.Backend{BackendType: logical.TypeLogical}
 		b.Secrets = []*framework.Secret{{
@@ -70,6 +74,9 @@ func factory(data map[string]interface{}, cache bool) logical.Factory {
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 						// A fresh map per answer, as the engine builds one.
+						if unleased {
+							return &logical.Response{Data: maps.Clone(data)}, nil
+						}
 						resp := b.Secret(secretType).Response(maps.Clone(data), nil)
 						resp.Secret.TTL = leaseTTL
 						resp.Secret.MaxTTL = leaseTTL
