@@ -46,7 +46,7 @@ type metricDef struct {
 
 var (
 	mConfigured = metricDef{"wetix_configured", gauge, "mount",
-		"1 when config has been written, else 0 (and only this, wetix_healthy and wetix_token_reads_total have samples)."}
+		"1 when config has been written, else 0 (and only this, wetix_healthy and wetix_token_reads have samples)."}
 	mHealthy = metricDef{"wetix_healthy", gauge, "mount",
 		"1 when a valid access token is held, or can be had, and the last refresh did not fail; the status path's advice says what to do when 0."}
 	mRefreshDue = metricDef{"wetix_refresh_due", gauge, "mount",
@@ -73,8 +73,8 @@ var (
 		"1 when the next refresh will use the refresh grant, 0 when it will fall back to the client-credentials grant."}
 	mLastRefresh = metricDef{"wetix_last_refresh_timestamp_seconds", gauge, "mount",
 		"When the last successful refresh ran, in unix seconds; no sample before the first."}
-	mReads = metricDef{"wetix_token_reads_total", counter, "mount, path",
-		`Token reads this node answered since the plugin started, by path ("token": leased, "` + staticTokenPath + `": unleased); unlike the other metrics, counted in memory per node and never stored.`}
+	mReads = metricDef{"wetix_token_reads", gauge, "mount, path",
+		`Token reads this node answered since the plugin started, by path ("token": leased, "` + staticTokenPath + `": unleased); unlike the other metrics, counted in memory per node and never stored, so a gauge: it starts again from 0 when the plugin restarts or reloads (use rate over it only between restarts).`}
 
 	// metricDefs is the exposition order.
 	metricDefs = []metricDef{mConfigured, mHealthy, mRefreshDue, mRefreshes, mFailures, mFailuresByKind, mFailing, mLastFailure,

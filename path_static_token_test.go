@@ -309,8 +309,8 @@ func TestTokenReadsAreCountedByPath(t *testing.T) {
 	h.readToken()
 	m, _ := h.scrape()
 	for path, want := range map[string]float64{"token": 1, staticTokenPath: 3} {
-		if got := m.MustValue(t, "wetix_token_reads_total", mount("path", path)...); got != want {
-			t.Errorf("wetix_token_reads_total{path=%q} = %v, want %v", path, got, want)
+		if got := m.MustValue(t, "wetix_token_reads", mount("path", path)...); got != want {
+			t.Errorf("wetix_token_reads{path=%q} = %v, want %v", path, got, want)
 		}
 	}
 }

@@ -141,7 +141,7 @@ func checkStatic(t *testing.T, how string, a staticAnswer, issued wetixtest.Pair
 // client, `vault read`, plain HTTP): no lease, the same token as
 // wetix/token, integer ttl and rotation_period, an RFC 3339
 // last_vault_rotation; many reads leave no lease in Vault and cost one call
-// to WeTix; the wetix_token_reads_total metric counts them by path; the
+// to WeTix; the wetix_token_reads metric counts them by path; the
 // README's app policy (wetix/token only) does not grant it, the docs' one
 // grants only it.
 func TestStaticTokenRead(t *testing.T) {
@@ -217,8 +217,8 @@ func TestStaticTokenRead(t *testing.T) {
 	}
 	m := metricstest.Parse(t, body)
 	for path, want := range map[string]float64{"token": 1, "static-token": 25} {
-		if got := m.MustValue(t, "wetix_token_reads_total", "mount", "wetix/", "path", path); got != want {
-			t.Errorf("wetix_token_reads_total{path=%q} = %v, want %v", path, got, want)
+		if got := m.MustValue(t, "wetix_token_reads", "mount", "wetix/", "path", path); got != want {
+			t.Errorf("wetix_token_reads{path=%q} = %v, want %v", path, got, want)
 		}
 	}
 
@@ -275,7 +275,7 @@ func TestStaticTokenThroughProxy(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("scrape: HTTP %d", code)
 	}
-	if got := metricstest.Parse(t, body).MustValue(t, "wetix_token_reads_total", "mount", "wetix/", "path", "static-token"); got != reads+1 {
+	if got := metricstest.Parse(t, body).MustValue(t, "wetix_token_reads", "mount", "wetix/", "path", "static-token"); got != reads+1 {
 		t.Errorf("the plugin answered %v unleased reads for %d sent through the Proxy: the Proxy answered some itself", got, reads+1)
 	}
 
