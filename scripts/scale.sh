@@ -34,7 +34,7 @@ ROOT="$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 MODULE=github.com/wetix-oss/vault-plugin-secrets-wetix
-VERSION="${VERSION:-v0.1.0}"
+VERSION="${VERSION:-v0.2.0}"
 VAULT_BIN="${VAULT_BINARY:-$ROOT/.bin/vault}"
 PLUGIN_BIN="$ROOT/.bin/plugins/vault-plugin-secrets-wetix"
 CELLS="${SCALE_CELLS:-a:1h:direct a:1h:proxy a:5m:direct b:5m:direct b:5m:proxy}"

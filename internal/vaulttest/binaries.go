@@ -24,7 +24,7 @@ const module = "github.com/wetix-oss/vault-plugin-secrets-wetix"
 
 // PluginVersion is the version every suite builds, registers and mounts the
 // plugin as, unless it is testing another one (an upgrade).
-const PluginVersion = "v0.1.0"
+const PluginVersion = "v0.2.0"
 
 // RepoRoot is the repository root, found from this file's location.
 func RepoRoot() string {
