@@ -26,7 +26,7 @@ TEST_TIMEOUT   ?= 60m
 export USER_VAULT_BINARY := $(VAULT_BINARY)
 export VAULT_BINARY := $(abspath $(VAULT_BIN))
 
-.PHONY: help version release build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench scale compat clean
+.PHONY: help version release image build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench scale compat clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ version: ## Print the version make build and make release stamp
 release: ## Zips per platform + SHA256SUMS (zips) + SHA256SUMS.binaries into DIST (dist/), reproducibly; docs/install.md
 	rm -rf $(DIST)
 	go run ./tools/release -version "$(VERSION)" -out "$(DIST)" -platforms "$(PLATFORMS)" -mtime "$(SOURCE_DATE_EPOCH)"
+
+IMAGE          ?= vault-plugin-secrets-wetix:$(patsubst v%,%,$(VERSION))
+
+image: ## Container image (Dockerfile: the linux/amd64 release binary on scratch, non-root) tagged IMAGE; needs a docker daemon, pulls nothing
+	$(MAKE) release PLATFORMS=linux/amd64
+	docker build --build-arg VERSION="$(VERSION)" -t "$(IMAGE)" -f Dockerfile "$(DIST)"
 
 build: ## Build the plugin binary into .bin/plugins/
 	@mkdir -p $(BIN_DIR)/plugins
