@@ -38,7 +38,9 @@ release: ## Zips per platform + SHA256SUMS (zips) + SHA256SUMS.binaries into DIS
 	rm -rf $(DIST)
 	go run ./tools/release -version "$(VERSION)" -out "$(DIST)" -platforms "$(PLATFORMS)" -mtime "$(SOURCE_DATE_EPOCH)"
 
-IMAGE          ?= vault-plugin-secrets-wetix:$(patsubst v%,%,$(VERSION))
+# Tagged with the version as Vault names it: for a container plugin, Vault
+# takes -version as the image tag.
+IMAGE          ?= vault-plugin-secrets-wetix:$(VERSION)
 
 image: ## Container image (Dockerfile: the linux/amd64 release binary on scratch, non-root) tagged IMAGE; needs a docker daemon, pulls nothing
 	$(MAKE) release PLATFORMS=linux/amd64
