@@ -5,7 +5,7 @@
 # from the release directory, which is the build context:
 #
 #   make release PLATFORMS=linux/amd64
-#   docker build --build-arg VERSION=$(make -s version) -t vault-plugin-secrets-wetix:v0.2.0 dist
+#   docker build --build-arg VERSION=$(make -s version) -t vault-plugin-secrets-wetix:0.2.0 dist
 #
 # (`make image` does both.) docs/install.md explains how to register it.
 FROM scratch

@@ -38,9 +38,9 @@ release: ## Zips per platform + SHA256SUMS (zips) + SHA256SUMS.binaries into DIS
 	rm -rf $(DIST)
 	go run ./tools/release -version "$(VERSION)" -out "$(DIST)" -platforms "$(PLATFORMS)" -mtime "$(SOURCE_DATE_EPOCH)"
 
-# Tagged with the version as Vault names it: for a container plugin, Vault
-# takes -version as the image tag.
-IMAGE          ?= vault-plugin-secrets-wetix:$(VERSION)
+# Tagged as Vault looks it up: for a container plugin, Vault takes -version
+# with its leading "v" trimmed as the image tag (v1.21.1 command/plugin_register.go).
+IMAGE          ?= vault-plugin-secrets-wetix:$(patsubst v%,%,$(VERSION))
 
 image: ## Container image (Dockerfile: the linux/amd64 release binary on scratch, non-root) tagged IMAGE; needs a docker daemon, pulls nothing
 	$(MAKE) release PLATFORMS=linux/amd64

@@ -149,7 +149,7 @@ func TestImageBuildsAndRunsAsNonRoot(t *testing.T) {
 		t.Skipf("NOT TESTED: docker is installed but its daemon does not answer (%v: %s), so the image was not built (TestImageDefinition still checked the Dockerfile)", err, strings.TrimSpace(string(out)))
 	}
 	const version = "v0.2.1-image.1"
-	image := "vault-plugin-secrets-wetix-test:" + version
+	image := "vault-plugin-secrets-wetix-test:" + strings.TrimPrefix(version, "v")
 	dist := filepath.Join(t.TempDir(), "dist")
 	cmd := exec.Command("make", "image", "VERSION="+version, "DIST="+dist, "IMAGE="+image)
 	cmd.Dir = repoRoot()
