@@ -17,8 +17,9 @@ import (
 // with its own -env: nothing (the read fails naming the fix), SSL_CERT_FILE
 // (served), HTTPS_PROXY and SSL_CERT_FILE (served through the proxy), and
 // HTTPS_PROXY alone (the proxy does not make the certificate trusted).
-// Vault's own environment holds neither: the plugin gets them only from the
-// catalog (Vault 1.16+ layers the catalog's -env over its own).
+// Vault's own environment names another CA and a dead proxy: the plugin gets
+// the working ones only from the catalog, which shows Vault (1.16+) layers
+// the registration's -env over its own environment.
 func TestPrivateCAAndEgressProxyThroughRegistrationEnv(t *testing.T) {
 	vaulttest.RequireLong(t)
 	ca := newPrivateCA(t)
@@ -34,7 +35,10 @@ func TestPrivateCAAndEgressProxyThroughRegistrationEnv(t *testing.T) {
 
 	plugins := t.TempDir()
 	p := vaulttest.BuildPlugin(t, plugins, vaulttest.PluginVersion)
-	s := vaulttest.Start(t, vaulttest.Options{PluginDir: plugins})
+	decoy := newPrivateCA(t)
+	s := vaulttest.Start(t, vaulttest.Options{PluginDir: plugins, Env: []string{
+		"SSL_CERT_FILE=" + decoy.PEMFile, "HTTPS_PROXY=http://127.0.0.1:1",
+	}})
 	// The operator's commands, as docs/network.md gives them.
 	mount := func(catalog, baseURL string, env ...string) {
 		t.Helper()
