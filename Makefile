@@ -3,12 +3,20 @@ SHELL := /usr/bin/env bash
 
 PLUGIN_NAME    := vault-plugin-secrets-wetix
 MODULE         := github.com/wetix-oss/vault-plugin-secrets-wetix
-# The plugin's semantic version, reported to Vault through RunningVersion.
-VERSION        ?= v0.2.0
+# The plugin's semantic version, reported to Vault through RunningVersion and
+# sent to WeTix in the User-Agent: the newer of the latest v* tag and the
+# default in backend.go (the version being released), so a tag left on an
+# older commit never stamps newer code. `make VERSION=v1.2.3 ...` overrides.
+VERSION        ?= $(shell { git describe --tags --match 'v*' --abbrev=0 2>/dev/null; sed -n 's/^var Version = "\(.*\)"$$/\1/p' backend.go; } | sort -V | tail -n1)
 BIN_DIR        := .bin
 PLUGIN_BIN     := $(BIN_DIR)/plugins/$(PLUGIN_NAME)
 VAULT_BIN      := $(BIN_DIR)/vault
 LDFLAGS        := -s -w -X $(MODULE).Version=$(VERSION)
+# make release: where the artifacts go (emptied first), for which platforms,
+# and the time stamped in the zips (the commit's, so a rebuild matches).
+DIST           ?= dist
+PLATFORMS      ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 # Acceptance tests start real Vault servers; give the whole run room.
 TEST_TIMEOUT   ?= 60m
 
@@ -18,10 +26,25 @@ TEST_TIMEOUT   ?= 60m
 export USER_VAULT_BINARY := $(VAULT_BINARY)
 export VAULT_BINARY := $(abspath $(VAULT_BIN))
 
-.PHONY: help build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench scale compat clean
+.PHONY: help version release image build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench scale compat clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+version: ## Print the version make build and make release stamp
+	@echo $(VERSION)
+
+release: ## Zips per platform + SHA256SUMS (zips) + SHA256SUMS.binaries into DIST (dist/), reproducibly; docs/install.md
+	rm -rf $(DIST)
+	go run ./tools/release -version "$(VERSION)" -out "$(DIST)" -platforms "$(PLATFORMS)" -mtime "$(SOURCE_DATE_EPOCH)"
+
+# Tagged as Vault looks it up: for a container plugin, Vault takes -version
+# with its leading "v" trimmed as the image tag (v1.21.1 command/plugin_register.go).
+IMAGE          ?= vault-plugin-secrets-wetix:$(patsubst v%,%,$(VERSION))
+
+image: ## Container image (Dockerfile: the linux/amd64 release binary on scratch, non-root) tagged IMAGE; needs a docker daemon, pulls nothing
+	$(MAKE) release PLATFORMS=linux/amd64
+	docker build --build-arg VERSION="$(VERSION)" -t "$(IMAGE)" -f Dockerfile "$(DIST)"
 
 build: ## Build the plugin binary into .bin/plugins/
 	@mkdir -p $(BIN_DIR)/plugins

@@ -18,10 +18,14 @@ import (
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
 )
 
-// Version is the plugin's semantic version, set at build time with
-// -ldflags "-X github.com/wetix-oss/vault-plugin-secrets-wetix.Version=v1.2.3".
-// Vault shows it in `vault plugin info` and `vault secrets list -detailed`.
-var Version = "v0.0.0-dev"
+// Version is the plugin's semantic version. Release builds (make release,
+// make build) stamp it with
+// -ldflags "-X github.com/wetix-oss/vault-plugin-secrets-wetix.Version=v1.2.3";
+// the default is the version being released, so that a plain `go build`
+// still names the code it was built from. Vault shows it in
+// `vault plugin info` and `vault secrets list -detailed`, and every call to
+// WeTix carries it in the User-Agent.
+var Version = "v0.2.0"
 
 // backend is one mount of the engine.
 type backend struct {
@@ -68,6 +72,7 @@ func newBackend(logger hclog.Logger, now func() time.Time) *backend {
 				ClientID:     cfg.ClientID,
 				ClientSecret: cfg.ClientSecret,
 				Timeout:      cfg.RequestTimeout,
+				UserAgent:    userAgent(),
 				Now:          now,
 			})
 		},

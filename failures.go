@@ -64,7 +64,7 @@ func operatorError(cerr *client.Error) error {
 	case client.KindRejected:
 		return fmt.Errorf("WeTix rejected the client-credentials grant as if it were a bad refresh token (%s). Check the OAuth URL with `vault read <mount>/config`", cerr.Error())
 	case client.KindUntrusted:
-		return fmt.Errorf("%s. Check that base_url (`vault read <mount>/config`) names WeTix's OAuth server; if an intercepting proxy sits in between, add its CA to the system CA store of every Vault node", cerr.Error())
+		return fmt.Errorf("%s. Check that base_url (`vault read <mount>/config`) names WeTix's OAuth server; if a private CA or an intercepting proxy signs its certificate, give the plugin that CA: register the plugin again with `vault plugin register -env SSL_CERT_FILE=<CA bundle> ...` and reload it (docs/network.md), or add the CA to the system CA store of every Vault node", cerr.Error())
 	default:
 		return fmt.Errorf("WeTix is unavailable (%s) and the current access token cannot be served; try again later, `vault read <mount>/status` shows the last error", cerr.Error())
 	}

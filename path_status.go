@@ -170,7 +170,7 @@ func health(st *tokenState, cfg *wetixConfig, now time.Time, due bool) (bool, st
 	case lastFailed && st.Stats.LastErrorKind == client.KindInvalidClient.String():
 		return false, "WeTix rejects the client credentials. Write the current ones: vault write <mount>/config client_id=... client_secret=..."
 	case lastFailed && st.Stats.LastErrorKind == client.KindUntrusted.String():
-		return false, "The OAuth server's TLS certificate is not trusted. Check base_url with vault read <mount>/config; behind an intercepting proxy, add its CA to the system CA store of every Vault node."
+		return false, "The OAuth server's TLS certificate is not trusted. Check base_url with vault read <mount>/config; if a private CA or an intercepting proxy signs it, register the plugin with -env SSL_CERT_FILE=<CA bundle> and reload it (docs/network.md), or add the CA to the system CA store of every Vault node."
 	case lastFailed && servedThroughFailure(st.Stats.LastErrorKind) && carriesTTL(st, cfg, now):
 		return false, "The last refresh failed; the current access token is still served until " + formatServedUntil(st, cfg) + " (a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt) + ")." + retry
 	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt) && !due:

@@ -170,7 +170,7 @@ func runDocBlocks(t *testing.T, blocks []docBlock) {
 // the zip holding the binary, and SHA256SUMS over it.
 func writeRelease(t *testing.T, binary, dir string) {
 	t.Helper()
-	name := fmt.Sprintf("%s_%s_%s_%s.zip", vaulttest.BinaryName, vaulttest.PluginVersion, runtime.GOOS, runtime.GOARCH)
+	name := fmt.Sprintf("%s_%s_%s_%s.zip", vaulttest.BinaryName, strings.TrimPrefix(vaulttest.PluginVersion, "v"), runtime.GOOS, runtime.GOARCH)
 	f, err := os.Create(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)

@@ -55,11 +55,11 @@ func TestMultiplexedMounts(t *testing.T) {
 	// A mount on another version needs its own binary, hence a second
 	// process: this shows PluginPIDs counts processes rather than always
 	// finding one.
-	s.RegisterPlugin(vaulttest.BuildPlugin(t, p.Dir, "v0.2.1"))
-	s.Mount("wetix-c", "v0.2.1")
+	s.RegisterPlugin(vaulttest.BuildPlugin(t, p.Dir, "v0.3.0"))
+	s.Mount("wetix-c", "v0.3.0")
 	vaulttest.Configure(t, s.Client, "wetix-c", emus["wetix-a"], map[string]interface{}{"client_id": "wetix-a-client", "client_secret": "wetix-a-secret"})
 	vaulttest.MustReadToken(t, s.Client, "wetix-c")
 	if pids := s.PluginPIDs(); len(pids) != 2 {
-		t.Errorf("with a v0.2.1 mount beside the v0.2.0 ones, plugin processes %v; want 2", pids)
+		t.Errorf("with a v0.3.0 mount beside the v0.2.0 ones, plugin processes %v; want 2", pids)
 	}
 }

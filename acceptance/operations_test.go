@@ -56,8 +56,8 @@ func TestOperations(t *testing.T) {
 		pid = now
 	}
 
-	// Upgrade: register the next version beside the current one, pin the mount to it, reload.
-	const next = "v0.2.1"
+	// Upgrade: register v0.3.0 beside v0.2.0, pin the mount to it, reload.
+	const next = "v0.3.0"
 	s.RegisterPlugin(vaulttest.BuildPlugin(t, p.Dir, next))
 	s.MustCLI("secrets", "tune", "-plugin-version="+next, "wetix")
 	s.MustCLI("plugin", "reload", "-plugin="+vaulttest.CatalogName)

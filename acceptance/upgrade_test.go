@@ -26,7 +26,7 @@ func TestUpgradeFromTheReleasedV010Binary(t *testing.T) {
 	}
 	emu.ResetCounts()
 
-	const next = "v0.2.0"
+	const next = vaulttest.PluginVersion // this release
 	s.RegisterPlugin(vaulttest.BuildPlugin(t, dir, next))
 	s.MustCLI("secrets", "tune", "-plugin-version="+next, "wetix")
 	s.MustCLI("plugin", "reload", "-plugin="+vaulttest.CatalogName)

@@ -60,6 +60,7 @@ type Client struct {
 	clientSecret string
 	httpClient   *http.Client
 	timeout      time.Duration
+	userAgent    string
 	now          func() time.Time
 }
 
@@ -72,9 +73,16 @@ type Config struct {
 	Timeout time.Duration
 	// HTTPClient is optional; its Timeout is ignored in favour of Timeout.
 	HTTPClient *http.Client
+	// UserAgent is sent on every request, so that WeTix's support can tell
+	// this plugin's traffic (and its version) apart; empty means
+	// DefaultUserAgent.
+	UserAgent string
 	// Now is optional; tests inject a clock to compute expiry times.
 	Now func() time.Time
 }
+
+// DefaultUserAgent replaces Go's "Go-http-client/1.1", which names no one.
+const DefaultUserAgent = "vault-plugin-secrets-wetix"
 
 // New builds a Client. It does not contact WeTix.
 func New(cfg Config) *Client {
@@ -91,8 +99,13 @@ func New(cfg Config) *Client {
 	if now == nil {
 		now = time.Now
 	}
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
 	return &Client{
 		baseURL:      strings.TrimRight(cfg.BaseURL, "/"),
+		userAgent:    ua,
 		clientID:     cfg.ClientID,
 		clientSecret: cfg.ClientSecret,
 		httpClient:   hc,
@@ -102,6 +115,9 @@ func New(cfg Config) *Client {
 }
 
 func defaultTransport() *http.Transport {
+	// A clone of Go's default keeps its Proxy (HTTPS_PROXY, NO_PROXY) and the
+	// system roots (SSL_CERT_FILE, SSL_CERT_DIR): operators behind an egress
+	// proxy or a private CA set those with `vault plugin register -env`.
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	// Token calls are rare (one per token lifetime); idle connections would
 	// only hold sockets open for weeks.
@@ -152,6 +168,7 @@ func (c *Client) do(ctx context.Context, grant Grant, path string, body map[stri
 	req.SetBasicAuth(c.clientID, c.clientSecret)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
 
 	// Expiry is counted from before the request left, so clock time spent in
 	// flight only ever makes the plugin think a token expires sooner.

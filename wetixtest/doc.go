@@ -37,6 +37,11 @@
 // successful refresh spends the presented token, even if its answer is then
 // lost (see Fault.Process), which is the worst case the docs leave open.
 //
+// Options.TLS serves https instead (the acceptance tests give it a
+// certificate from a CA made for the test, to exercise SSL_CERT_FILE and
+// HTTPS_PROXY at plugin registration), and RequestInfo.UserAgent tells the
+// OnRequest hook who called.
+//
 // # Admin API
 //
 // The same server answers under /_emulator/, so an emulator in another

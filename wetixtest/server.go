@@ -3,6 +3,7 @@ package wetixtest
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -36,6 +37,9 @@ type Options struct {
 	Issuer                 string        // iss claim; default URL()
 	Now                    func() time.Time
 	Addr                   string // listen address; default "127.0.0.1:0"
+	// TLS, if set, serves https with it (it must carry the certificate);
+	// URL then starts with https://. Nil serves plain http.
+	TLS *tls.Config
 
 	// OnRequest, if set, is called once per request after it is answered
 	// (or dropped). RequestInfo carries no secret or token, so it is safe to
@@ -51,6 +55,9 @@ type RequestInfo struct {
 	Status   int    // 0 when no status line was sent (Drop, client gone during Delay)
 	Fault    string // short summary of the fault applied, "" if none
 	Duration time.Duration
+	// UserAgent is the request's User-Agent header: tests check the plugin
+	// names itself and its version.
+	UserAgent string
 }
 
 // Pair is one issued access/refresh token pair.
@@ -122,11 +129,16 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", opts.Addr, err)
 	}
+	scheme := "http://"
+	if opts.TLS != nil {
+		ln = tls.NewListener(ln, opts.TLS)
+		scheme = "https://"
+	}
 	key := make([]byte, 32)
 	rand.Read(key)
 	s := &Server{
 		opts:      opts,
-		url:       "http://" + dialableHost(ln.Addr()),
+		url:       scheme + dialableHost(ln.Addr()),
 		key:       key,
 		clientKey: clientKey(opts.ClientID),
 		served:    make(chan struct{}),
@@ -224,6 +236,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.opts.OnRequest(RequestInfo{
 			Method: r.Method, Path: r.URL.Path, Grant: grant,
 			Status: rec.status, Fault: rec.fault, Duration: time.Since(start),
+			UserAgent: r.UserAgent(),
 		})
 	}
 }

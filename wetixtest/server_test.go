@@ -442,10 +442,12 @@ func TestOnRequestLogsNoSecrets(t *testing.T) {
 			t.Fatalf("RequestInfo leaks a secret: %s", logged)
 		}
 	}
+	// The User-Agent is Go's own here: these requests come from net/http.
+	const ua = "Go-http-client/1.1"
 	want := []RequestInfo{
-		{Method: "POST", Path: "/auth/refresh", Grant: GrantRefresh, Status: 200},
-		{Method: "POST", Path: "/auth/token", Grant: GrantClientCredentials, Status: 0, Fault: "drop"},
-		{Method: "POST", Path: "/nowhere", Status: 404},
+		{Method: "POST", Path: "/auth/refresh", Grant: GrantRefresh, Status: 200, UserAgent: ua},
+		{Method: "POST", Path: "/auth/token", Grant: GrantClientCredentials, Status: 0, Fault: "drop", UserAgent: ua},
+		{Method: "POST", Path: "/nowhere", Status: 404, UserAgent: ua},
 	}
 	if len(infos) != len(want) {
 		t.Fatalf("got %d infos, want %d: %s", len(infos), len(want), logged)
