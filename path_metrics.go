@@ -182,12 +182,13 @@ func (b *backend) metricFamilies(ctx context.Context, storage logical.Storage, m
 		return nil, err
 	}
 	now := b.now()
-	healthy, _ := healthOf(st, cfg, now, b.tokens.due(st, cfg))
+	due := b.tokens.due(st, cfg)
+	healthy, _ := healthOf(st, cfg, now, due)
 	lastFailed := lastRefreshFailed(st)
 
 	fam[mConfigured.name].add(1, mount)
 	fam[mHealthy.name].add(boolValue(healthy), mount)
-	fam[mRefreshDue.name].add(boolValue(b.tokens.due(st, cfg)), mount)
+	fam[mRefreshDue.name].add(boolValue(due), mount)
 	fam[mRefreshes.name].add(float64(st.Stats.RefreshGrants), mount, metricLabel{"grant", string(client.GrantRefresh)})
 	fam[mRefreshes.name].add(float64(st.Stats.CredentialGrants), mount, metricLabel{"grant", string(client.GrantClientCredentials)})
 	fam[mFailures.name].add(float64(st.Stats.Failures), mount)
