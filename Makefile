@@ -26,7 +26,7 @@ TEST_TIMEOUT   ?= 60m
 export USER_VAULT_BINARY := $(VAULT_BINARY)
 export VAULT_BINARY := $(abspath $(VAULT_BIN))
 
-.PHONY: help version release image build vault emulator test unit schedules fmt fmt-check vet check dev dev-down bench scale compat clean
+.PHONY: help version release image build vault emulator sandbox-check test unit schedules fmt fmt-check vet check dev dev-down bench scale compat clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,13 @@ vault: ## .bin/vault: your Vault (VAULT_BINARY or PATH) if supported, else the p
 
 emulator: ## Build the WeTix OAuth emulator into .bin/wetix-emulator
 	go build -o $(BIN_DIR)/wetix-emulator ./cmd/wetix-emulator
+
+# The credentials come from the environment (WETIX_CLIENT_ID,
+# WETIX_CLIENT_SECRET or WETIX_CLIENT_SECRET_FILE, WETIX_SIGNING_KEY_FILE),
+# never from make variables, which land in shell history and `ps`.
+SANDBOX_REPORT ?= sandbox-check.md
+sandbox-check: ## Ask the WeTix sandbox what the plugin assumes (docs/sandbox-check.md); report in SANDBOX_REPORT
+	go run ./cmd/wetix-check -out "$(SANDBOX_REPORT)" $(CHECK_FLAGS)
 
 test: check vault ## Everything CI runs: gofmt, vet, unit + acceptance tests with -race
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

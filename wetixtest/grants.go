@@ -176,6 +176,12 @@ func (s *Server) process(r *http.Request, body []byte, readErr error, g Grant, m
 		delete(s.live, c.JTI)
 		s.ledger.spend(c.JTI)
 	}
+	if m.commit && s.opts.RevokeAccessOnRefresh {
+		for jti := range s.issuedAccess {
+			s.revokedBefore[jti] = struct{}{}
+		}
+		clear(s.issuedAccess)
+	}
 	return s.issueLocked(g, now, m)
 }
 
@@ -207,6 +213,9 @@ func (s *Server) issueLocked(g Grant, now time.Time, m mode) *result {
 	if m.commit {
 		s.successes[g]++
 		s.last = pair
+		if s.opts.RevokeAccessOnRefresh {
+			s.issuedAccess[access.JTI] = struct{}{}
+		}
 	}
 	return jsonResult(http.StatusOK, resp)
 }

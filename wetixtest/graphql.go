@@ -130,6 +130,10 @@ type GraphQLError struct {
 	Extensions map[string]string `json:"extensions"`
 }
 
+var cinemasQuery = regexp.MustCompile(`^(query\b[^{]*)?\{\s*cinemas\b`)
+
+func isCinemasQuery(q string) bool { return cinemasQuery.MatchString(strings.TrimSpace(q)) }
+
 var mutationField = regexp.MustCompile(`\b(createMovieOrder|confirmMovieOrder)\s*\(`)
 
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
@@ -154,10 +158,19 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		writeGraphQLError(w, http.StatusBadRequest, CodeBadRequest, "body is not a GraphQL JSON request")
 		return
 	}
+	if isCinemasQuery(req.Query) {
+		// The cheapest authenticated read in WeTix's docs (docs/graphql/
+		// queries.md), so a client can tell a live access token from a dead
+		// one. The emulator knows no cinemas.
+		body, _ := json.Marshal(map[string]any{"data": map[string]any{"cinemas": map[string]any{"totalCount": 0, "nodes": []any{}}}})
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+		return
+	}
 	names := mutationField.FindAllStringSubmatch(req.Query, -1)
 	if !strings.HasPrefix(strings.TrimSpace(req.Query), "mutation") || len(names) != 1 {
 		s.countRefused("")
-		writeGraphQLError(w, http.StatusOK, CodeBadRequest, "the emulator serves one createMovieOrder or confirmMovieOrder mutation per request")
+		writeGraphQLError(w, http.StatusOK, CodeBadRequest, "the emulator serves one createMovieOrder or confirmMovieOrder mutation, or a cinemas query, per request")
 		return
 	}
 	name := names[0][1]

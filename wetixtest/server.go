@@ -34,9 +34,14 @@ type Options struct {
 	ClientID, ClientSecret string        // defaults "test-client-id" / "test-client-secret"
 	AccessTTL, RefreshTTL  time.Duration // defaults 60 and 365 days; expires_in is whole seconds, at least 1
 	AllowRefreshReuse      bool          // false: a refresh token is spent by its first successful use
-	Issuer                 string        // iss claim; default URL()
-	Now                    func() time.Time
-	Addr                   string // listen address; default "127.0.0.1:0"
+	// RevokeAccessOnRefresh plays a WeTix that kills every earlier access
+	// token when a refresh succeeds. The docs do not say whether it does;
+	// the default (false) keeps earlier access tokens valid until they
+	// expire, and the sandbox check (cmd/wetix-check) asks the real one.
+	RevokeAccessOnRefresh bool
+	Issuer                string // iss claim; default URL()
+	Now                   func() time.Time
+	Addr                  string // listen address; default "127.0.0.1:0"
 	// TLS, if set, serves https with it (it must carry the certificate);
 	// URL then starts with https://. Nil serves plain http.
 	TLS *tls.Config
@@ -82,15 +87,17 @@ type Server struct {
 	done      chan struct{} // closed by Close to cut Delay sleeps short
 	inflight  sync.WaitGroup
 
-	mu        sync.Mutex
-	closed    bool
-	secret    string
-	calls     map[Grant]int
-	successes map[Grant]int
-	faults    []Fault             // FIFO; Times counts down the remaining uses
-	live      map[string]struct{} // jti of refresh tokens that may still be used
-	ledger    spentLedger
-	last      Pair
+	mu            sync.Mutex
+	closed        bool
+	secret        string
+	calls         map[Grant]int
+	successes     map[Grant]int
+	faults        []Fault             // FIFO; Times counts down the remaining uses
+	live          map[string]struct{} // jti of refresh tokens that may still be used
+	issuedAccess  map[string]struct{} // jti of live access tokens a refresh would kill (RevokeAccessOnRefresh)
+	revokedBefore map[string]struct{} // jti of access tokens killed by a refresh (RevokeAccessOnRefresh)
+	ledger        spentLedger
+	last          Pair
 
 	gql graphqlState // the signed mutations (graphql.go)
 }
@@ -137,16 +144,18 @@ func Start(opts Options) (*Server, error) {
 	key := make([]byte, 32)
 	rand.Read(key)
 	s := &Server{
-		opts:      opts,
-		url:       scheme + dialableHost(ln.Addr()),
-		key:       key,
-		clientKey: clientKey(opts.ClientID),
-		served:    make(chan struct{}),
-		done:      make(chan struct{}),
-		secret:    opts.ClientSecret,
-		calls:     map[Grant]int{},
-		successes: map[Grant]int{},
-		live:      map[string]struct{}{},
+		opts:          opts,
+		url:           scheme + dialableHost(ln.Addr()),
+		key:           key,
+		clientKey:     clientKey(opts.ClientID),
+		served:        make(chan struct{}),
+		done:          make(chan struct{}),
+		secret:        opts.ClientSecret,
+		calls:         map[Grant]int{},
+		successes:     map[Grant]int{},
+		live:          map[string]struct{}{},
+		revokedBefore: map[string]struct{}{},
+		issuedAccess:  map[string]struct{}{},
 	}
 	s.admin = s.adminMux()
 	if s.opts.Issuer == "" {
@@ -351,7 +360,13 @@ func (s *Server) SeedRefreshToken() string {
 // server, for its client, and not expired by the Now clock.
 func (s *Server) IsAccessTokenValid(tok string) bool {
 	c, ok := s.parse(tok, tokenTypeAccess)
-	return ok && c.validAt(s.opts.Now())
+	if !ok || !c.validAt(s.opts.Now()) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, revoked := s.revokedBefore[c.JTI]
+	return !revoked
 }
 
 // IsRefreshTokenLive reports whether the refresh grant would accept tok now.

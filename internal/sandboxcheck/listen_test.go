@@ -1,0 +1,15 @@
+package sandboxcheck
+
+import (
+	"net"
+	"testing"
+)
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}

@@ -1,0 +1,130 @@
+package sandboxcheck
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/wetix-oss/vault-plugin-secrets-wetix/signature"
+)
+
+// probeInput is a createMovieOrder input in the shape of WeTix's signature
+// example, whose strings hold the characters the two rules write
+// differently (& < >), so exactly one of the two signatures can verify. The
+// session key is made up unless Config.SessionKey is set: WeTix should then
+// refuse the order for its session, after the signature check.
+func probeInput(sessionKey string) map[string]any {
+	if sessionKey == "" {
+		sessionKey = "wetix-check-no-such-session"
+	}
+	return map[string]any{
+		"concessions": nil,
+		"customer": map[string]any{
+			"email":      "wetix-check+a&b@example.com",
+			"externalId": "wetix-check",
+			"phoneNo":    "0123456789",
+		},
+		"promoCode":   nil,
+		"redirectUrl": "https://example.com/return?a=1&b=<2>",
+		"referenceId": "wetix-check-a&b<c>",
+		"sessionKey":  sessionKey,
+		"tickets":     []any{map[string]any{"key": "wetix-check-ticket", "quantity": 1}},
+	}
+}
+
+// signedMutation is what an app sends: the mutation with $input and
+// $signature variables, as WeTix's docs show it.
+const signedMutation = `mutation Order($input: CreateMovieOrderInput!, $signature: SignatureInput!) { createMovieOrder(input: $input, signature: $signature) { id referenceId } }`
+
+func (r *run) sendSigned(ctx context.Context, accessToken string, inputJSON []byte, sig signature.Signature) graphQLAnswer {
+	return r.postGraphQL(ctx, accessToken, map[string]any{
+		"query":     signedMutation,
+		"variables": map[string]any{"input": json.RawMessage(inputJSON), "signature": sig},
+	})
+}
+
+// canonicalRule sends the same input three times: signed under each rule,
+// and once with a signature over other bytes. The third answer is what a
+// signature refusal looks like on this WeTix (its codes are undocumented);
+// a rule whose answer differs from it got past the signature check.
+func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
+	a := Answer{ID: QCanonicalRule, Question: questionText[QCanonicalRule],
+		Assumed: "`go` (the default canonical_json: Go's encoding/json re-encoding, < > & escaped, numbers as float64)"}
+	if r.cfg.SigningKey == nil {
+		a.Verdict, a.Finding = Unanswered, "not asked: no signing key"
+		a.Advice = "set WETIX_SIGNING_KEY_FILE to the PEM private key whose public key WeTix holds for this sandbox client"
+		return a
+	}
+	inputJSON, err := json.Marshal(probeInput(r.cfg.SessionKey))
+	if err != nil {
+		a.Verdict, a.Finding = Unanswered, err.Error()
+		return a
+	}
+	ts := r.cfg.Now().Unix()
+	sign := func(canonical []byte) (signature.Signature, error) {
+		sig, _, err := signature.SignInput(r.cfg.SigningKey, r.cfg.ClientID, signature.CreateMovieOrder, canonical, ts)
+		return sig, err
+	}
+	results := map[string]graphQLAnswer{}
+	for _, rule := range signature.Rules {
+		canonical, _, err := rule.Canonicalize(inputJSON)
+		if err == nil {
+			var sig signature.Signature
+			if sig, err = sign(canonical); err == nil {
+				results[string(rule)] = r.sendSigned(ctx, accessToken, inputJSON, sig)
+				continue
+			}
+		}
+		a.Verdict, a.Finding = Unanswered, fmt.Sprintf("signing under %s: %v", rule, err)
+		a.Advice = "the signing key could not sign: it must be an RSA private key in PEM"
+		return a
+	}
+	wrong, err := sign([]byte(`{"wetix-check":"these bytes are not the input"}`))
+	if err != nil {
+		a.Verdict, a.Finding = Unanswered, err.Error()
+		return a
+	}
+	control := r.sendSigned(ctx, accessToken, inputJSON, wrong)
+	for _, g := range append([]graphQLAnswer{control}, results["go"], results["literal"]) {
+		if g.err != nil {
+			a.Verdict, a.Finding, a.Advice = Unanswered, "no answer: "+g.err.Error(), "check the GraphQL URL and the network, and run again"
+			return a
+		}
+	}
+	passed := func(g graphQLAnswer) bool { return g.fingerprint() != control.fingerprint() }
+	goPassed, literalPassed := passed(results["go"]), passed(results["literal"])
+	a.Finding = fmt.Sprintf("go: %s; literal: %s; a wrong signature: %s",
+		r.outcome(results["go"]), r.outcome(results["literal"]), r.outcome(control))
+	switch {
+	case goPassed && !literalPassed:
+		a.Verdict = AsAssumed
+		a.Finding = "go (only the go signature got past the signature check); " + a.Finding
+	case literalPassed && !goPassed:
+		a.Verdict = Differs
+		a.Finding = "literal (only the literal signature got past the signature check); " + a.Finding
+		a.Advice = "switch every mount: `vault write wetix/config canonical_json=literal`, and tell us in an issue"
+	case goPassed && literalPassed:
+		a.Verdict = Unanswered
+		a.Advice = "both signatures got past, so WeTix did not tell them apart: open an issue with this line"
+	default:
+		a.Verdict = Unanswered
+		a.Advice = "all three were answered alike, so WeTix refused the order before (or without) checking the signature: check that WeTix holds this key's public key, or give a real order session with WETIX_CHECK_SESSION_KEY and run again"
+	}
+	return a
+}
+
+// outcome is one answer in a few words: accepted, or the refusal's status,
+// code and message.
+func (r *run) outcome(g graphQLAnswer) string {
+	if g.Status == 200 && len(g.Errors) == 0 {
+		return "accepted"
+	}
+	msg := ""
+	if len(g.Errors) > 0 {
+		msg = g.Errors[0].Message
+		if len(msg) > 80 {
+			msg = msg[:80] + "…"
+		}
+	}
+	return fmt.Sprintf("HTTP %d %s %s", g.Status, g.code(), quoteForTable(r.red.clean(msg)))
+}
