@@ -22,14 +22,7 @@ func testRSAKey(t *testing.T) *rsa.PrivateKey {
 	return k
 }
 
-func publicPEM(t *testing.T, k *rsa.PrivateKey) string {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
+func publicPEM(t *testing.T, k *rsa.PrivateKey) string { return signaturetest.PublicPEM(t, k) }
 
 // signFor signs input as an app would with Vault's answer under the
 // emulator's default rule. The signed bytes come from the golden vectors'

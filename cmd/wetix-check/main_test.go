@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,8 +24,7 @@ func emulatorWithKey(t *testing.T, opts wetixtest.Options) (*wetixtest.Server, e
 	srv := wetixtest.New(opts)
 	t.Cleanup(srv.Close)
 	pemText, key := signaturetest.Key(t)
-	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err := srv.SetSigningPublicKey(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))); err != nil {
+	if err := srv.SetSigningPublicKey(signaturetest.PublicPEM(t, key)); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -3,10 +3,8 @@ package sandboxcheck
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -63,11 +61,7 @@ func newFixture(t *testing.T, opts wetixtest.Options) fixture {
 	srv := wetixtest.New(opts)
 	t.Cleanup(srv.Close)
 	_, key := signaturetest.Key(t)
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.SetSigningPublicKey(string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))); err != nil {
+	if err := srv.SetSigningPublicKey(signaturetest.PublicPEM(t, key)); err != nil {
 		t.Fatal(err)
 	}
 	rec := &tokenRecorder{}

@@ -83,3 +83,14 @@ func Key(tb testing.TB) (pemText string, key *rsa.PrivateKey) {
 	}
 	return string(raw), key
 }
+
+// PublicPEM is key's public half as an integrator sends it to WeTix (PEM
+// "PUBLIC KEY"), for tests that register it with the emulator.
+func PublicPEM(tb testing.TB, key *rsa.PrivateKey) string {
+	tb.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
