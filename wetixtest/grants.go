@@ -156,6 +156,10 @@ func (s *Server) process(r *http.Request, body []byte, readErr error, g Grant, m
 	if g == GrantClientCredentials {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if m.commit && s.opts.RevokeOnClientCredentials {
+			clear(s.live)
+			s.revokeAccessLocked()
+		}
 		return s.issueLocked(g, now, m)
 	}
 	if req.RefreshToken == "" {
@@ -177,12 +181,17 @@ func (s *Server) process(r *http.Request, body []byte, readErr error, g Grant, m
 		s.ledger.spend(c.JTI)
 	}
 	if m.commit && s.opts.RevokeAccessOnRefresh {
-		for jti := range s.issuedAccess {
-			s.revokedBefore[jti] = struct{}{}
-		}
-		clear(s.issuedAccess)
+		s.revokeAccessLocked()
 	}
 	return s.issueLocked(g, now, m)
+}
+
+// revokeAccessLocked kills every access token issued so far.
+func (s *Server) revokeAccessLocked() {
+	for jti := range s.issuedAccess {
+		s.revokedBefore[jti] = struct{}{}
+	}
+	clear(s.issuedAccess)
 }
 
 func invalidGrant() *result {
@@ -213,7 +222,7 @@ func (s *Server) issueLocked(g Grant, now time.Time, m mode) *result {
 	if m.commit {
 		s.successes[g]++
 		s.last = pair
-		if s.opts.RevokeAccessOnRefresh {
+		if s.opts.RevokeAccessOnRefresh || s.opts.RevokeOnClientCredentials {
 			s.issuedAccess[access.JTI] = struct{}{}
 		}
 	}

@@ -39,9 +39,13 @@ type Options struct {
 	// the default (false) keeps earlier access tokens valid until they
 	// expire, and the sandbox check (cmd/wetix-check) asks the real one.
 	RevokeAccessOnRefresh bool
-	Issuer                string // iss claim; default URL()
-	Now                   func() time.Time
-	Addr                  string // listen address; default "127.0.0.1:0"
+	// RevokeOnClientCredentials plays a WeTix whose client-credentials
+	// grant kills every earlier access and refresh token of the client
+	// (undocumented too; by default they stay valid).
+	RevokeOnClientCredentials bool
+	Issuer                    string // iss claim; default URL()
+	Now                       func() time.Time
+	Addr                      string // listen address; default "127.0.0.1:0"
 	// TLS, if set, serves https with it (it must carry the certificate);
 	// URL then starts with https://. Nil serves plain http.
 	TLS *tls.Config

@@ -38,6 +38,7 @@ func run(args []string) error {
 	refreshTTL := fs.Duration("refresh-ttl", 365*24*time.Hour, "refresh token lifetime")
 	reuse := fs.Bool("allow-refresh-reuse", false, "accept a refresh token more than once")
 	revoke := fs.Bool("revoke-access-on-refresh", false, "a successful refresh kills every earlier access token")
+	revokeOnCC := fs.Bool("revoke-on-client-credentials", false, "a client-credentials grant kills every earlier access and refresh token")
 	rule := fs.String("canonical-rule", "go", `how /graphql rebuilds the signed JSON: "go" (encoding/json, as WeTix's Go server) or "literal" (the app's characters and number text)`)
 	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback listen address")
 	if err := fs.Parse(args); err != nil {
@@ -51,14 +52,15 @@ func run(args []string) error {
 	}
 
 	s, err := wetixtest.Start(wetixtest.Options{
-		ClientID:              *clientID,
-		ClientSecret:          *clientSecret,
-		AccessTTL:             *accessTTL,
-		RefreshTTL:            *refreshTTL,
-		AllowRefreshReuse:     *reuse,
-		RevokeAccessOnRefresh: *revoke,
-		Addr:                  *addr,
-		OnRequest:             logRequest,
+		ClientID:                  *clientID,
+		ClientSecret:              *clientSecret,
+		AccessTTL:                 *accessTTL,
+		RefreshTTL:                *refreshTTL,
+		AllowRefreshReuse:         *reuse,
+		RevokeAccessOnRefresh:     *revoke,
+		RevokeOnClientCredentials: *revokeOnCC,
+		Addr:                      *addr,
+		OnRequest:                 logRequest,
 	})
 	if err != nil {
 		return err

@@ -154,6 +154,15 @@ func TestCheckReportsAWeTixThatRevokesAccessTokensOnRefresh(t *testing.T) {
 	wantVerdict(t, rep, QCanonicalRule, AsAssumed, "go")
 }
 
+func TestCheckReportsAWeTixWhoseClientCredentialsGrantRevokesEarlierTokens(t *testing.T) {
+	f := newFixture(t, wetixtest.Options{RevokeOnClientCredentials: true})
+	rep, _ := f.run(t)
+	wantVerdict(t, rep, QAfterClientCreds, Differs, "an access token issued before it is refused")
+	wantVerdict(t, rep, QAfterClientCreds, Differs, "a refresh token issued before it is refused")
+	// The recovered pair is then the newest, and signs the probe.
+	wantVerdict(t, rep, QCanonicalRule, AsAssumed, "go")
+}
+
 func TestCheckReportsReusableRefreshTokensAsHarmless(t *testing.T) {
 	f := newFixture(t, wetixtest.Options{AllowRefreshReuse: true})
 	rep, _ := f.run(t)
