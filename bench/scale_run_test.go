@@ -78,7 +78,7 @@ func (c *scaleCell) run() {
 		addr, token = c.proxy.Addr, ""
 		via = "Vault Proxy at " + addr + " (cache {}, use_auto_auth_token = \"force\"), no token header"
 	}
-	load := &pacedLoad{client: newLoadClient(addr, token, set.readers), target: target{Method: http.MethodGet, Path: scaleMount + "/token"},
+	load := &pacedLoad{client: newLoadClient(addr, token, set.readers), target: target{Method: http.MethodGet, Path: scaleMount + "/" + set.path},
 		rate: set.rate, workers: set.readers, inspect: c.seen.inspect}
 	defer load.client.close()
 
@@ -116,8 +116,8 @@ func (c *scaleCell) run() {
 	}
 
 	end := scaleEnd{Listed: -1, StartLeases: c.listLeases()}
-	fmt.Printf("scale: %s | %s via %s | ttl %s (the first read's lease: %ds, renewable=%v) | %.0f reads/s for %s from %d readers | plugin %s %s\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), set.label, via, shortDur(set.ttl), c.first.LeaseDuration, c.first.Renewable, set.rate, shortDur(set.duration), set.readers, c.plugin.Version, c.plugin.File)
+	fmt.Printf("scale: %s | %s/%s | %s via %s | ttl %s (the first read's lease: %ds, renewable=%v) | %.0f reads/s for %s from %d readers | plugin %s %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), scaleMount, set.path, set.label, via, shortDur(set.ttl), c.first.LeaseDuration, c.first.Renewable, set.rate, shortDur(set.duration), set.readers, c.plugin.Version, c.plugin.File)
 	fmt.Printf("scale: machine: %s\n", machine())
 	fmt.Printf("scale: leases are vault.expire.num_leases from GET sys/metrics: the last finished %s interval, so up to %s old (shown as 'as of Ns ago')\n", metricsInterval, metricsInterval)
 	// The first sample shows the state after the setup, not a gauge of

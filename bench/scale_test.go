@@ -35,13 +35,25 @@ type scaleSettings struct {
 	// single-node raft server, as in production: lease entries live on disk,
 	// only the expiration manager's index in memory).
 	storage string
+	// path is the path readers read: token (leased) or static-token (the
+	// same token without a lease, issue 18).
+	path string
 }
+
+func (s scaleSettings) unleased() bool { return s.path == "static-token" }
 
 func loadScaleSettings(b *testing.B) scaleSettings {
 	s := scaleSettings{via: os.Getenv("WETIX_SCALE_VIA"), rate: 1000, duration: 10 * time.Minute, ttl: time.Hour,
 		readers: 32, sample: 30 * time.Second, label: os.Getenv("WETIX_SCALE_LABEL"), out: os.Getenv("WETIX_SCALE_OUT"),
 		list: os.Getenv("WETIX_SCALE_LIST") != "0", pluginFile: os.Getenv("WETIX_PLUGIN_BINARY"), pluginVers: os.Getenv("WETIX_PLUGIN_VERSION"),
-		storage: os.Getenv("WETIX_SCALE_STORAGE")}
+		storage: os.Getenv("WETIX_SCALE_STORAGE"), path: os.Getenv("WETIX_SCALE_PATH")}
+	switch s.path {
+	case "":
+		s.path = "token"
+	case "token", "static-token":
+	default:
+		b.Fatalf("WETIX_SCALE_PATH=%q: want token (leased) or static-token (unleased)", s.path)
+	}
 	switch s.storage {
 	case "":
 		s.storage = "inmem"
@@ -127,7 +139,7 @@ func BenchmarkScale(b *testing.B) {
 
 func newScaleCell(b *testing.B, set scaleSettings) *scaleCell {
 	dir := b.TempDir()
-	c := &scaleCell{b: b, set: set, hc: &http.Client{Timeout: 60 * time.Second}, seen: newSeenSet()}
+	c := &scaleCell{b: b, set: set, hc: &http.Client{Timeout: 60 * time.Second}, seen: newSeenSet(set.unleased())}
 	p := pluginBinary(b, dir)
 	c.emu = wetixtest.New(wetixtest.Options{ClientID: benchClientID, ClientSecret: benchClientSecret})
 	b.Cleanup(c.emu.Close)
@@ -146,13 +158,23 @@ func newScaleCell(b *testing.B, set scaleSettings) *scaleCell {
 	c.srv.Mount(scaleMount, p.Version)
 	vaulttest.Configure(b, c.srv.Client, scaleMount, c.emu, map[string]interface{}{"ttl": int(set.ttl.Seconds())})
 
-	r := vaulttest.ReadToken(c.srv.Client, scaleMount)
-	if _, err := r.Token(); err != nil {
-		b.Fatalf("the first read of %s/token: %v", scaleMount, err)
-	}
-	c.first = firstRead{Renewable: r.Secret.Renewable, LeaseDuration: r.Secret.LeaseDuration}
-	if r.Secret.LeaseID == "" {
-		b.Fatalf("%s/token answered without a lease", scaleMount)
+	if set.unleased() {
+		sec, err := c.srv.Client.Logical().Read(scaleMount + "/static-token")
+		if err != nil || sec == nil || sec.Data["access_token"] == nil {
+			b.Fatalf("the first read of %s/static-token: %v", scaleMount, err)
+		}
+		if sec.LeaseID != "" {
+			b.Fatalf("%s/static-token answered with a lease", scaleMount)
+		}
+	} else {
+		r := vaulttest.ReadToken(c.srv.Client, scaleMount)
+		if _, err := r.Token(); err != nil {
+			b.Fatalf("the first read of %s/token: %v", scaleMount, err)
+		}
+		c.first = firstRead{Renewable: r.Secret.Renewable, LeaseDuration: r.Secret.LeaseDuration}
+		if r.Secret.LeaseID == "" {
+			b.Fatalf("%s/token answered without a lease", scaleMount)
+		}
 	}
 	if set.via == "proxy" {
 		// Proxy's own request log (info) would be a log line per read.
@@ -180,14 +202,15 @@ func registeredVersion(tb testing.TB, srv *vaulttest.Server) string {
 // seenSet counts the distinct access tokens and lease IDs readers were
 // handed. It keeps hashes, not the tokens.
 type seenSet struct {
-	seed   maphash.Seed
-	mu     sync.Mutex
-	tokens map[uint64]struct{}
-	leases map[uint64]struct{}
+	unleased bool // answers must carry no lease (static-token)
+	seed     maphash.Seed
+	mu       sync.Mutex
+	tokens   map[uint64]struct{}
+	leases   map[uint64]struct{}
 }
 
-func newSeenSet() *seenSet {
-	return &seenSet{seed: maphash.MakeSeed(), tokens: map[uint64]struct{}{}, leases: map[uint64]struct{}{}}
+func newSeenSet(unleased bool) *seenSet {
+	return &seenSet{unleased: unleased, seed: maphash.MakeSeed(), tokens: map[uint64]struct{}{}, leases: map[uint64]struct{}{}}
 }
 
 func (s *seenSet) inspect(body []byte) error {
@@ -200,8 +223,11 @@ func (s *seenSet) inspect(body []byte) error {
 	if err := json.Unmarshal(body, &v); err != nil {
 		return fmt.Errorf("an answer that is not Vault's JSON: %v", err)
 	}
-	if v.Data.AccessToken == "" || v.LeaseID == "" {
-		return errors.New("an answer without an access token or a lease")
+	if v.Data.AccessToken == "" {
+		return errors.New("an answer without an access token")
+	}
+	if (v.LeaseID == "") != s.unleased {
+		return fmt.Errorf("an answer with a lease: %v; want a lease on token and none on static-token", v.LeaseID != "")
 	}
 	tok, lease := maphash.String(s.seed, v.Data.AccessToken), maphash.String(s.seed, v.LeaseID)
 	s.mu.Lock()

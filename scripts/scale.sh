@@ -18,7 +18,8 @@
 #
 # Knobs (environment):
 #   SCALE_CELLS         "a:1h:direct a:1h:proxy a:5m:direct b:5m:direct b:5m:proxy"
-#                       (option:ttl:via; ttl as Go writes durations)
+#                       (option:ttl:via[:path]; ttl as Go writes durations;
+#                       path token (default) or static-token, the unleased read)
 #   SCALE_DURATION      10m     load time of each cell
 #   SCALE_RATE          1000    reads per second
 #   SCALE_READERS       32      concurrent readers
@@ -74,8 +75,9 @@ seconds "$SAMPLE" >/dev/null || die "SCALE_SAMPLE=$SAMPLE: want a duration like 
 read -r -a CELL_LIST <<<"$CELLS"
 [ "${#CELL_LIST[@]}" -gt 0 ] || die "SCALE_CELLS is empty"
 for cell in "${CELL_LIST[@]}"; do
-  IFS=: read -r opt ttl via extra <<<"$cell"
-  [ -z "${extra:-}" ] || die "cell $cell: want option:ttl:via"
+  IFS=: read -r opt ttl via path extra <<<"$cell"
+  [ -z "${extra:-}" ] || die "cell $cell: want option:ttl:via[:path]"
+  case "${path:-token}" in token | static-token) ;; *) die "cell $cell: path $path: want token or static-token" ;; esac
   case "$opt" in a | b) ;; *) die "cell $cell: option $opt: want a (the baseline build) or b (this checkout)" ;; esac
   seconds "$ttl" >/dev/null || die "cell $cell: ttl $ttl: want a duration like 1h or 5m"
   case "$via" in direct | proxy) ;; *) die "cell $cell: via $via: want direct or proxy" ;; esac
@@ -197,19 +199,21 @@ for i in "${!CELL_LIST[@]}"; do
     say "stopped: cell $n/${#CELL_LIST[@]} (${CELL_LIST[$i]}) and later ones not run"
     break
   fi
-  IFS=: read -r opt ttl via <<<"${CELL_LIST[$i]}"
+  IFS=: read -r opt ttl via path <<<"${CELL_LIST[$i]}"
+  path="${path:-token}"
   if [ "$opt" = a ]; then
     bin="$BASELINE_BIN" label="a: ${BASELINE_HASH:0:7}"
   else
     bin="$CURRENT_BIN" label="b: this checkout"
   fi
   [ "$STORAGE" = inmem ] || label="$label, $STORAGE storage"
-  say "cell $n/${#CELL_LIST[@]}: option $opt, ttl $ttl, $via (log: $KEEP/cell-$n.log; $(fmt_secs $(($(date +%s) - BEGIN))) so far)"
+  [ "$path" = token ] || label="$label, $path"
+  say "cell $n/${#CELL_LIST[@]}: option $opt, ttl $ttl, $via, $path (log: $KEEP/cell-$n.log; $(fmt_secs $(($(date +%s) - BEGIN))) so far)"
   set +e
   (cd "$ROOT/bench" && VAULT_BINARY="$VAULT_BIN" WETIX_PLUGIN_BINARY="$bin" WETIX_PLUGIN_VERSION="$VERSION" \
     WETIX_SCALE_VIA="$via" WETIX_SCALE_TTL="$ttl" WETIX_SCALE_RATE="$RATE" WETIX_SCALE_DURATION="$DURATION" \
     WETIX_SCALE_READERS="$READERS" WETIX_SCALE_SAMPLE="$SAMPLE" WETIX_SCALE_LABEL="$label" WETIX_SCALE_OUT="$KEEP/cell-$n.md" \
-    WETIX_SCALE_STORAGE="$STORAGE" \
+    WETIX_SCALE_STORAGE="$STORAGE" WETIX_SCALE_PATH="$path" \
     "$WORK/bench.test" -test.run '^$' -test.bench '^BenchmarkScale$' -test.benchtime 1x -test.timeout 0 -test.v) \
     >"$KEEP/cell-$n.log" 2>&1 &
   child=$!
