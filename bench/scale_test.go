@@ -232,7 +232,9 @@ func (s *seenSet) inspect(body []byte) error {
 	tok, lease := maphash.String(s.seed, v.Data.AccessToken), maphash.String(s.seed, v.LeaseID)
 	s.mu.Lock()
 	s.tokens[tok] = struct{}{}
-	s.leases[lease] = struct{}{}
+	if v.LeaseID != "" {
+		s.leases[lease] = struct{}{}
+	}
 	s.mu.Unlock()
 	return nil
 }
