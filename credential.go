@@ -194,6 +194,7 @@ func (ts *tokenSource) deleteConfig(ctx context.Context, storage logical.Storage
 	if err := ts.configs.remove(ctx, storage); err != nil {
 		return fmt.Errorf("deleting the config failed; try again: %w", err)
 	}
+	ts.unsavedStale.forget()
 	ts.setPendingLocked(nil)
 	ts.failure.Store(nil)
 	ts.cache.set(nil)

@@ -32,11 +32,25 @@ const staleBeforeReasons = "unrecorded"
 type unsavedStaleServes struct {
 	mu       sync.Mutex
 	byReason map[string]uint64
+	// config counts config deletes: a serve made under a config that has
+	// since been deleted is dropped, since the counts restart with the next
+	// config (a read can serve just before a delete and count just after).
+	config uint64
 }
 
-func (u *unsavedStaleServes) add(reason string) {
+// epoch is the config a serve about to be made is counted under.
+func (u *unsavedStaleServes) epoch() uint64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	return u.config
+}
+
+func (u *unsavedStaleServes) add(reason string, epoch uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if epoch != u.config {
+		return
+	}
 	if u.byReason == nil {
 		u.byReason = map[string]uint64{}
 	}
@@ -64,6 +78,15 @@ func (u *unsavedStaleServes) give(counts map[string]uint64) {
 	}
 }
 
+// forget drops the counts of a deleted config, and any still to be counted
+// under it.
+func (u *unsavedStaleServes) forget() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.byReason = nil
+	u.config++
+}
+
 func (u *unsavedStaleServes) any() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -89,8 +112,11 @@ func withStaleServes(st *tokenState, counts map[string]uint64) *tokenState {
 	return st
 }
 
-// noteStaleServe counts a read answered with the current, due token.
-func (ts *tokenSource) noteStaleServe(reason string) { ts.unsavedStale.add(reason) }
+// noteStaleServe counts a read answered with the current, due token, under
+// the config of epoch (taken before the read asked for its token).
+func (ts *tokenSource) noteStaleServe(reason string, epoch uint64) {
+	ts.unsavedStale.add(reason, epoch)
+}
 
 // staleServes is the stored count: what every node reports alike, and what
 // never goes down while the config exists.

@@ -274,3 +274,64 @@ func TestStaleServesAreCountedByReason(t *testing.T) {
 		t.Errorf("wetix_stale_serves_total = %v, want %d", got, total)
 	}
 }
+
+// A config delete resets the stale-serve counts (the HELP says they count
+// while the config exists), so serves counted in memory under the deleted
+// config must not reach the one written after it.
+func TestStaleServesOfADeletedConfigDoNotReachTheNextConfig(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"ttl": "1m"})
+	h.makeDue()
+	h.wetix.Fault(wetixtest.FaultHTML(502))
+	for i := 0; i < 3; i++ {
+		if resp := h.readToken(); len(resp.Warnings) == 0 {
+			t.Fatal("a read during the outage got no warning")
+		}
+		h.b.tokens.background.Wait()
+	}
+	if !h.b.tokens.unsavedStale.any() {
+		t.Fatal("the scenario needs stale serves still unstored before the delete")
+	}
+	if resp, err := h.request(logical.DeleteOperation, "config", nil); errText(resp, err) != "" {
+		t.Fatal(errText(resp, err))
+	}
+	h.wetix.ClearFaults()
+	if err := h.tick(); err != nil { // no config: nothing to store them in
+		t.Fatal(err)
+	}
+	h.configure(map[string]interface{}{"ttl": "1m"})
+	h.readToken()
+	if err := h.tick(); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.status()["stale_serves"]; n != uint64(0) {
+		t.Fatalf("after a config delete and re-create, status stale_serves = %v: the deleted config's serves were carried over", n)
+	}
+	m, _ := h.scrape()
+	if got := m.MustValue(t, "wetix_stale_serves_total", mount()...); got != 0 {
+		t.Fatalf("after a config delete and re-create, wetix_stale_serves_total = %v", got)
+	}
+}
+
+// A renewal is granted exactly while a read would hand out the same token:
+// at served_until, not one second after it.
+func TestRenewalIsGrantedUntilServedUntilAndNotAfter(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"ttl": "5m"})
+	lease, _ := h.issuedLease()
+	h.writeConfig(map[string]interface{}{"client_secret": "mistyped-secret"})
+	h.b.tokens.background.Wait()
+	raw, _ := h.status()["served_until"].(string)
+	until, err := time.Parse(time.RFC3339, raw)
+	if err != nil {
+		t.Fatalf("status served_until %q: %v", raw, err)
+	}
+	h.clock.Advance(until.Sub(h.clock.Now()))
+	if resp, err := h.renew(lease, 0, nil); errText(resp, err) != "" {
+		t.Fatalf("renewal at served_until %s refused: %s", raw, errText(resp, err))
+	}
+	h.clock.Advance(time.Second)
+	if resp, err := h.renew(lease, 0, nil); errText(resp, err) == "" {
+		t.Fatalf("renewal one second past served_until %s granted", raw)
+	}
+}

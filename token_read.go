@@ -26,6 +26,9 @@ type servedToken struct {
 // both, stale serving with a warning, errors naming the fix) and count into
 // one set of metrics. A non-nil *logical.Response is an error answer.
 func (b *backend) serveToken(ctx context.Context, req *logical.Request, path readPath, fit tokenFit) (*servedToken, *logical.Response, error) {
+	// Taken before the config is read: a serve under a config deleted
+	// meanwhile is then not counted into the next config's counts.
+	staleEpoch := b.tokens.unsavedStale.epoch()
 	cfg, err := b.configFor(ctx, req.Storage)
 	if err != nil {
 		return nil, nil, err
@@ -47,7 +50,7 @@ func (b *backend) serveToken(ctx context.Context, req *logical.Request, path rea
 		}
 		if ttl, ok := fit(res.state, cfg, b.now()); ok {
 			if res.staleReason != "" {
-				b.tokens.noteStaleServe(res.staleReason)
+				b.tokens.noteStaleServe(res.staleReason, staleEpoch)
 			}
 			b.reads.count(path)
 			return &servedToken{res: res, cfg: cfg, ttl: ttl}, nil, nil
