@@ -67,6 +67,8 @@ var (
 		"wetix_stale_serves_total by reason: " + staleReasonLabels() + "; serves stored before v0.2.0 are reason=\"" + staleBeforeReasons + "\"."}
 	mAccessLeft = metricDef{"wetix_access_token_remaining_seconds", gauge, "mount",
 		"Seconds until the current access token expires (negative once expired); no sample while none is held."}
+	mServedLeft = metricDef{"wetix_access_token_served_remaining_seconds", gauge, "mount",
+		"Seconds until the current access token is no longer served if it cannot be replaced before then (status served_until: its expiry less the lease margin and one ttl); past it, token reads fail while WeTix is unavailable or rejects the client secret. Alert on this, not on the expiry. Negative once passed; no sample while none is held."}
 	mRefreshLeft = metricDef{"wetix_refresh_token_remaining_seconds", gauge, "mount",
 		"Seconds until the stored refresh token expires (negative once expired); no sample while none is held or WeTix gave no expiry."}
 	mRefreshUsable = metricDef{"wetix_refresh_token_usable", gauge, "mount",
@@ -78,7 +80,7 @@ var (
 
 	// metricDefs is the exposition order.
 	metricDefs = []metricDef{mConfigured, mHealthy, mRefreshDue, mRefreshes, mFailures, mFailuresByKind, mFailing, mLastFailure,
-		mStaleServes, mStaleServesByReason, mAccessLeft, mRefreshLeft, mRefreshUsable, mLastRefresh, mReads}
+		mStaleServes, mStaleServesByReason, mAccessLeft, mServedLeft, mRefreshLeft, mRefreshUsable, mLastRefresh, mReads}
 )
 
 // failureKinds names the stored kinds of a failure (errorKind) for the kind
@@ -218,6 +220,7 @@ func (b *backend) metricFamilies(ctx context.Context, storage logical.Storage, m
 	}
 	if st.hasAccessToken() {
 		fam[mAccessLeft.name].add(secondsUntil(st.AccessExpiresAt, now), mount)
+		fam[mServedLeft.name].add(secondsUntil(servedUntil(st, cfg), now), mount)
 	}
 	if st.RefreshToken != "" && !st.RefreshExpiresAt.IsZero() {
 		fam[mRefreshLeft.name].add(secondsUntil(st.RefreshExpiresAt, now), mount)

@@ -101,8 +101,8 @@ func TestMetricsFollowALifecycle(t *testing.T) {
 		"wetix_configured": 1, "wetix_healthy": 1, "wetix_refresh_due": 1, "wetix_refresh_failures_total": 0,
 		"wetix_stale_serves_total": 0, "wetix_refresh_token_usable": 0,
 	})
-	wantNoSample(t, m, "wetix_access_token_remaining_seconds", "wetix_refresh_token_remaining_seconds",
-		"wetix_last_refresh_timestamp_seconds", "wetix_last_refresh_failure_timestamp_seconds")
+	wantNoSample(t, m, "wetix_access_token_remaining_seconds", "wetix_access_token_served_remaining_seconds",
+		"wetix_refresh_token_remaining_seconds", "wetix_last_refresh_timestamp_seconds", "wetix_last_refresh_failure_timestamp_seconds")
 	wantFailing(t, m, "")
 
 	// The first read: the client-credentials grant. The emulator gives 1h
@@ -121,6 +121,7 @@ func TestMetricsFollowALifecycle(t *testing.T) {
 		t.Fatalf("after the first read: refreshes client_credentials=%v refresh_token=%v, want 1 and 0", cc, rt)
 	}
 	h.wantNoSecretIn(body)
+	wantServedRemainingMatchesStatus(t, h, m, time.Minute)
 
 	// Into the refresh window: due, and the clock shows in the expiry.
 	h.clock.Advance(55 * time.Minute)
@@ -159,6 +160,7 @@ func TestMetricsFollowALifecycle(t *testing.T) {
 		"wetix_access_token_remaining_seconds":         299,
 	})
 	wantFailing(t, m, "transient")
+	wantServedRemainingMatchesStatus(t, h, m, time.Minute)
 	failures := m.MustValue(t, "wetix_refresh_failures_total", mount()...)
 	if status := h.status()["failures"].(uint64); failures < 1 || failures != float64(status) {
 		t.Fatalf("failures_total = %v during the outage; status says %d", failures, status)
@@ -432,4 +434,23 @@ func withoutSamples(body []byte, family string) []byte {
 		}
 	}
 	return []byte(strings.Join(out, "\n"))
+}
+
+// wantServedRemainingMatchesStatus: the gauge an operator alerts on counts
+// down to status's served_until, the instant reads stop being served through
+// a failure, and stays short of the expiry by at least the ttl.
+func wantServedRemainingMatchesStatus(t *testing.T, h *harness, m metricstest.Families, ttl time.Duration) {
+	t.Helper()
+	served := m.MustValue(t, "wetix_access_token_served_remaining_seconds", mount()...)
+	expires := m.MustValue(t, "wetix_access_token_remaining_seconds", mount()...)
+	until, err := time.Parse(time.RFC3339, h.status()["served_until"].(string))
+	if err != nil {
+		t.Fatalf("status served_until: %v", err)
+	}
+	if want := float64(until.Sub(h.clock.Now()) / time.Second); served != want {
+		t.Errorf("wetix_access_token_served_remaining_seconds = %v, want %v (status served_until %s)", served, want, until.Format(time.RFC3339))
+	}
+	if served > expires-ttl.Seconds() {
+		t.Errorf("served remaining %v s is not at least one ttl (%v) short of the expiry's %v s", served, ttl, expires)
+	}
 }
