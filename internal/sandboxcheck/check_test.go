@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -262,5 +263,62 @@ func TestCheckRefusesProductionUnlessAskedByName(t *testing.T) {
 	_, err = Run(context.Background(), Config{ClientSecret: "s"})
 	if err == nil || !strings.Contains(err.Error(), "WETIX_CLIENT_ID") {
 		t.Errorf("no client ID: err %v, want one naming WETIX_CLIENT_ID", err)
+	}
+}
+
+// requestIDStamper plays a WeTix that puts a fresh request ID (and a time)
+// into every GraphQL error message, as many servers do. Two refusals for
+// the same reason must still look alike to the rule question.
+type requestIDStamper struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	n    int
+}
+
+func (s *requestIDStamper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "/graphql") {
+		return resp, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out map[string]any
+	if json.Unmarshal(body, &out) == nil {
+		if errs, ok := out["errors"].([]any); ok {
+			for _, e := range errs {
+				if m, ok := e.(map[string]any); ok {
+					s.mu.Lock()
+					s.n++
+					m["message"] = fmt.Sprintf("%v (request 7f3a%04d-9c1e-4b2d-a0f1-%012d at 2026-12-07T05:%02d:00Z)", m["message"], s.n, s.n*7919, s.n)
+					s.mu.Unlock()
+				}
+			}
+			body, _ = json.Marshal(out)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+func TestCheckTellsTheRuleApartWhenRefusalsCarryRequestIDs(t *testing.T) {
+	for _, rule := range []struct {
+		emulator wetixtest.CanonicalRule
+		verdict  Verdict
+		finding  string
+	}{
+		{wetixtest.RuleGo, AsAssumed, "go (only the go signature"},
+		{wetixtest.RuleLiteral, Differs, "literal (only the literal signature"},
+	} {
+		t.Run(string(rule.emulator), func(t *testing.T) {
+			f := newFixture(t, wetixtest.Options{})
+			if err := f.srv.SetCanonicalRule(rule.emulator); err != nil {
+				t.Fatal(err)
+			}
+			f.cfg.Transport = &requestIDStamper{next: f.rec}
+			rep, _ := f.run(t)
+			wantVerdict(t, rep, QCanonicalRule, rule.verdict, rule.finding)
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 
 	"github.com/wetix-oss/vault-plugin-secrets-wetix/client"
 )
@@ -36,13 +37,19 @@ func (g graphQLAnswer) code() string {
 }
 
 // fingerprint is what tells two refusals apart: status, code and message.
+// WeTix's error codes are undocumented, so the message has to count; but a
+// message may carry a request ID or a time that differs on every answer,
+// which would make two refusals for the same reason look apart (and the
+// rule question unanswerable). Every word holding a digit is one placeholder.
 func (g graphQLAnswer) fingerprint() string {
 	msg := ""
 	if len(g.Errors) > 0 {
-		msg = g.Errors[0].Message
+		msg = wordsWithADigit.ReplaceAllString(g.Errors[0].Message, "#")
 	}
 	return fmt.Sprintf("%d|%s|%s", g.Status, g.code(), msg)
 }
+
+var wordsWithADigit = regexp.MustCompile(`[A-Za-z0-9_-]*[0-9][A-Za-z0-9_-]*`)
 
 func (r *run) postGraphQL(ctx context.Context, accessToken string, body any) graphQLAnswer {
 	raw, err := json.Marshal(body)
