@@ -64,6 +64,9 @@ SANDBOX_REPORT ?= sandbox-check.md
 sandbox-check: ## Ask the WeTix sandbox what the plugin assumes (docs/sandbox-check.md); report in SANDBOX_REPORT
 	go run ./cmd/wetix-check -out "$(SANDBOX_REPORT)" $(CHECK_FLAGS)
 
+alerts-check: ## promtool check + unit tests of the alert rules in docs/prometheus/ (fetches promtool from Debian once if it is not on PATH)
+	scripts/alerts-check.sh
+
 test: check vault ## Everything CI runs: gofmt, vet, unit + acceptance tests with -race
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
