@@ -47,20 +47,8 @@ func loadScaleSettings(b *testing.B) scaleSettings {
 		readers: 32, sample: 30 * time.Second, label: os.Getenv("WETIX_SCALE_LABEL"), out: os.Getenv("WETIX_SCALE_OUT"),
 		list: os.Getenv("WETIX_SCALE_LIST") != "0", pluginFile: os.Getenv("WETIX_PLUGIN_BINARY"), pluginVers: os.Getenv("WETIX_PLUGIN_VERSION"),
 		storage: os.Getenv("WETIX_SCALE_STORAGE"), path: os.Getenv("WETIX_SCALE_PATH")}
-	switch s.path {
-	case "":
-		s.path = "token"
-	case "token", "static-token":
-	default:
-		b.Fatalf("WETIX_SCALE_PATH=%q: want token (leased) or static-token (unleased)", s.path)
-	}
-	switch s.storage {
-	case "":
-		s.storage = "inmem"
-	case "inmem", "raft":
-	default:
-		b.Fatalf("WETIX_SCALE_STORAGE=%q: want inmem (a dev server) or raft", s.storage)
-	}
+	s.path = oneOf(b, "WETIX_SCALE_PATH", s.path, "token (leased) or static-token (unleased)", "token", "static-token")
+	s.storage = oneOf(b, "WETIX_SCALE_STORAGE", s.storage, "inmem (a dev server) or raft", "inmem", "raft")
 	if s.via == "" {
 		b.Skip("one cell of the scale envelope; runs only when asked: WETIX_SCALE_VIA=direct|proxy go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x -timeout 0 ./bench (or `make scale` for the matrix)")
 	}
@@ -243,4 +231,19 @@ func (s *seenSet) counts() (tokens, leases int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.tokens), len(s.leases)
+}
+
+// oneOf is an environment setting's value, the first choice when unset; any
+// other value stops the run with what the setting takes.
+func oneOf(b *testing.B, name, value, want string, choices ...string) string {
+	if value == "" {
+		return choices[0]
+	}
+	for _, c := range choices {
+		if value == c {
+			return value
+		}
+	}
+	b.Fatalf("%s=%q: want %s", name, value, want)
+	return ""
 }
