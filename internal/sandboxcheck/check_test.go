@@ -322,3 +322,95 @@ func TestCheckTellsTheRuleApartWhenRefusalsCarryRequestIDs(t *testing.T) {
 		})
 	}
 }
+
+// guardGraphQL puts a WeTix-side guard in front of the emulator's GraphQL
+// endpoint: when refuse says so, the signed mutation is refused before the
+// signature is checked, as a WeTix with a replay guard (undocumented either
+// way) would.
+func guardGraphQL(t *testing.T, f *fixture, refuse func(sig, input map[string]any) bool) {
+	t.Helper()
+	target, _ := url.Parse(f.srv.URL())
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var req struct {
+			Variables struct {
+				Input     map[string]any `json:"input"`
+				Signature map[string]any `json:"signature"`
+			} `json:"variables"`
+		}
+		if json.Unmarshal(body, &req) == nil && req.Variables.Signature != nil && refuse(req.Variables.Signature, req.Variables.Input) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"data":null,"errors":[{"message":"this request was already seen","extensions":{"code":"REPLAYED"}}]}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})}
+	ln := listen(t)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	f.cfg.GraphQLURL = "http://" + ln.Addr().String() + "/graphql"
+}
+
+// A WeTix that refuses a second signature with the same timestamp, before
+// checking it: if the rule question sent its signatures in the same second,
+// only the first would ever be checked, and the answer would be whatever
+// came first. Under either rule the check must still name the right one.
+func TestCheckTellsTheRuleApartBehindATimestampReplayGuard(t *testing.T) {
+	for _, rule := range []struct {
+		emulator wetixtest.CanonicalRule
+		verdict  Verdict
+		finding  string
+	}{
+		{wetixtest.RuleGo, AsAssumed, "go (only the go signature"},
+		{wetixtest.RuleLiteral, Differs, "literal (only the literal signature"},
+	} {
+		t.Run(string(rule.emulator), func(t *testing.T) {
+			f := newFixture(t, wetixtest.Options{})
+			if err := f.srv.SetCanonicalRule(rule.emulator); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			seen := map[any]bool{}
+			guardGraphQL(t, &f, func(sig, _ map[string]any) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				ts := sig["timestamp"]
+				defer func() { seen[ts] = true }()
+				return seen[ts]
+			})
+			rep, _ := f.run(t)
+			wantVerdict(t, rep, QCanonicalRule, rule.verdict, rule.finding)
+		})
+	}
+}
+
+// A WeTix that refuses the same order input twice, before checking the
+// signature: only the first send is ever checked, so no rule can be told
+// apart, and the check must say it could not answer rather than report the
+// rule of whichever signature went first.
+func TestCheckDoesNotGuessTheRuleBehindAnInputReplayGuard(t *testing.T) {
+	for _, rule := range []wetixtest.CanonicalRule{wetixtest.RuleGo, wetixtest.RuleLiteral} {
+		t.Run(string(rule), func(t *testing.T) {
+			f := newFixture(t, wetixtest.Options{})
+			if err := f.srv.SetCanonicalRule(rule); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			seen := map[any]bool{}
+			guardGraphQL(t, &f, func(_, input map[string]any) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				ref := input["referenceId"]
+				defer func() { seen[ref] = true }()
+				return seen[ref]
+			})
+			rep, _ := f.run(t)
+			a := answer(t, rep, QCanonicalRule)
+			if a.Verdict != Unanswered || !strings.Contains(a.Advice, "answered differently") {
+				t.Errorf("behind an input replay guard: verdict %q, finding %q, advice %q; want not answered, advice saying two identical wrong signatures were answered differently", a.Verdict, a.Finding, a.Advice)
+			}
+		})
+	}
+}

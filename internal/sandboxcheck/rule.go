@@ -43,10 +43,10 @@ func (r *run) sendSigned(ctx context.Context, accessToken string, inputJSON []by
 	})
 }
 
-// canonicalRule sends the same input three times: signed under each rule,
-// and once with a signature over other bytes. The third answer is what a
-// signature refusal looks like on this WeTix (its codes are undocumented);
-// a rule whose answer differs from it got past the signature check.
+// canonicalRule sends the same input signed under each rule, between two
+// sends signed over other bytes. Those two answers are what a signature
+// refusal looks like on this WeTix (its codes are undocumented); a rule
+// whose answer differs from it got past the signature check.
 func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
 	a := Answer{ID: QCanonicalRule, Question: questionText[QCanonicalRule],
 		Assumed: "`go` (the default canonical_json: Go's encoding/json re-encoding, < > & escaped, numbers as float64)"}
@@ -60,18 +60,33 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
 		a.Verdict, a.Finding = Unanswered, err.Error()
 		return a
 	}
-	ts := r.cfg.Now().Unix()
-	sign := func(canonical []byte) (signature.Signature, error) {
-		sig, _, err := signature.SignInput(r.cfg.SigningKey, r.cfg.ClientID, signature.CreateMovieOrder, canonical, ts)
-		return sig, err
+	// Four sends: a wrong signature first and last, the two rules between.
+	// Each gets its own timestamp, one second apart and rising, so a WeTix
+	// that refuses a timestamp it has seen (undocumented: assume it may)
+	// checks every signature; and the two wrong ones must be answered
+	// alike, or the answers depend on what came before (a replay guard on
+	// the input, a rate limit) and the rule cannot be read from them.
+	now := r.cfg.Now().Unix()
+	sendAt := func(secondsAgo int64, canonical []byte) (graphQLAnswer, error) {
+		sig, _, err := signature.SignInput(r.cfg.SigningKey, r.cfg.ClientID, signature.CreateMovieOrder, canonical, now-secondsAgo)
+		if err != nil {
+			return graphQLAnswer{}, err
+		}
+		return r.sendSigned(ctx, accessToken, inputJSON, sig), nil
+	}
+	otherBytes := []byte(`{"wetix-check":"these bytes are not the input"}`)
+	rules := int64(len(signature.Rules))
+	control, err := sendAt(rules+1, otherBytes)
+	if err != nil {
+		a.Verdict, a.Finding = Unanswered, err.Error()
+		a.Advice = "the signing key could not sign: it must be an RSA private key in PEM"
+		return a
 	}
 	results := map[string]graphQLAnswer{}
-	for _, rule := range signature.Rules {
+	for i, rule := range signature.Rules {
 		canonical, _, err := rule.Canonicalize(inputJSON)
 		if err == nil {
-			var sig signature.Signature
-			if sig, err = sign(canonical); err == nil {
-				results[string(rule)] = r.sendSigned(ctx, accessToken, inputJSON, sig)
+			if results[string(rule)], err = sendAt(rules-int64(i), canonical); err == nil {
 				continue
 			}
 		}
@@ -79,17 +94,23 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
 		a.Advice = "the signing key could not sign: it must be an RSA private key in PEM"
 		return a
 	}
-	wrong, err := sign([]byte(`{"wetix-check":"these bytes are not the input"}`))
+	lastControl, err := sendAt(0, otherBytes)
 	if err != nil {
 		a.Verdict, a.Finding = Unanswered, err.Error()
 		return a
 	}
-	control := r.sendSigned(ctx, accessToken, inputJSON, wrong)
-	for _, g := range append([]graphQLAnswer{control}, results["go"], results["literal"]) {
+	for _, g := range append([]graphQLAnswer{control, lastControl}, results["go"], results["literal"]) {
 		if g.err != nil {
 			a.Verdict, a.Finding, a.Advice = Unanswered, "no answer: "+g.err.Error(), "check the GraphQL URL and the network, and run again"
 			return a
 		}
+	}
+	if control.fingerprint() != lastControl.fingerprint() {
+		a.Verdict = Unanswered
+		a.Finding = fmt.Sprintf("a wrong signature, sent first: %s; the same, sent last: %s; go: %s; literal: %s",
+			r.outcome(control), r.outcome(lastControl), r.outcome(results["go"]), r.outcome(results["literal"]))
+		a.Advice = "two identical wrong signatures were answered differently, so WeTix's answer depended on the requests before it (a replay guard or a rate limit): run again in a few minutes, and if it repeats open an issue with this line"
+		return a
 	}
 	passed := func(g graphQLAnswer) bool { return g.fingerprint() != control.fingerprint() }
 	goPassed, literalPassed := passed(results["go"]), passed(results["literal"])
@@ -108,7 +129,7 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
 		a.Advice = "both signatures got past, so WeTix did not tell them apart: open an issue with this line"
 	default:
 		a.Verdict = Unanswered
-		a.Advice = "all three were answered alike, so WeTix refused the order before (or without) checking the signature: check that WeTix holds this key's public key, or give a real order session with WETIX_CHECK_SESSION_KEY and run again"
+		a.Advice = "all four were answered alike, so WeTix refused the order before (or without) checking the signature: check that WeTix holds this key's public key, or give a real order session with WETIX_CHECK_SESSION_KEY and run again"
 	}
 	return a
 }
