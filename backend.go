@@ -40,6 +40,8 @@ type backend struct {
 	now   func() time.Time
 	// stop ends the backend's lifetime context (Clean).
 	stop context.CancelFunc
+	// storage is the mount's storage as Setup got it, for clean.
+	storage logical.Storage
 }
 
 // Factory is what Vault calls to create a mount.
@@ -120,12 +122,27 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
-// clean runs when the mount is disabled or its plugin reloaded: a refresh
-// still in flight stops, so it cannot call WeTix or write storage behind the
-// next instance's back.
-func (b *backend) clean(context.Context) {
+// cleanSaveTimeout bounds the last write of clean: Vault waits for it on a
+// reload, an unmount and a step-down.
+const cleanSaveTimeout = 5 * time.Second
+
+// clean runs when the mount is disabled or its plugin reloaded (and on a
+// step-down): a refresh still in flight stops, so it cannot call WeTix or
+// write storage behind the next instance's back; then the stale serves
+// counted since the last write are stored, which the next instance cannot
+// know of. If that write fails they are lost, as in a crash: an undercount,
+// never a counter going down.
+func (b *backend) clean(ctx context.Context) {
 	b.stop()
 	b.tokens.background.Wait()
+	if b.storage == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanSaveTimeout)
+	defer cancel()
+	if err := b.tokens.storeStaleServes(ctx, b.storage); err != nil {
+		b.Logger().Warn("storing the stale-serve counts on shutdown failed; this instance's last serves go uncounted", "error", err)
+	}
 }
 
 const backendHelp = `

@@ -102,13 +102,14 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	t.Cleanup(srv.Close)
 
 	logs := &logCapture{}
-	b := newTestBackend(t, clock, logs, logical.TestSystemView())
-	return &harness{t: t, b: b, storage: &flakyStorage{Storage: &logical.InmemStorage{}}, clock: clock, wetix: srv, logs: logs}
+	storage := &flakyStorage{Storage: &logical.InmemStorage{}}
+	b := newTestBackend(t, clock, logs, logical.TestSystemView(), storage)
+	return &harness{t: t, b: b, storage: storage, clock: clock, wetix: srv, logs: logs}
 }
 
 // newTestBackend builds a backend with test-sized retries and no cooldown,
 // logging into logs, as Vault would set it up with the given system view.
-func newTestBackend(t *testing.T, clock *wetixtest.Clock, logs *logCapture, sys logical.SystemView) *backend {
+func newTestBackend(t *testing.T, clock *wetixtest.Clock, logs *logCapture, sys logical.SystemView, storage logical.Storage) *backend {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
 	b := newBackend(logger, clock.Now)
@@ -118,6 +119,7 @@ func newTestBackend(t *testing.T, clock *wetixtest.Clock, logs *logCapture, sys 
 	conf := logical.TestBackendConfig()
 	conf.Logger = logger
 	conf.System = sys
+	conf.StorageView = storage // as Vault gives it: the storage of every request
 	if err := b.Setup(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ import (
 func (h *harness) restart() {
 	h.t.Helper()
 	h.b.tokens.background.Wait()
-	h.b = newTestBackend(h.t, h.clock, h.logs, logical.TestSystemView())
+	h.b = newTestBackend(h.t, h.clock, h.logs, logical.TestSystemView(), h.storage)
 }
 
 func withAccessTTL(d time.Duration) harnessOption {

@@ -99,7 +99,15 @@ func (ts *tokenSource) flushPendingLocked(ctx context.Context, storage logical.S
 	if !ts.canWrite() {
 		return logical.ErrReadOnly
 	}
-	if _, err := ts.storeLocked(ctx, storage, ts.pending); err != nil {
+	// The pair's counts are those of the entry it was built from; writes
+	// since (stale serves, failures) raised the stored ones, and counters
+	// must not go back. No refresh can have run meanwhile (each flushes
+	// first), so each stored count is either the pair's or a later one.
+	pending := ts.pending
+	if stored := ts.cache.get(); stored != nil {
+		pending = pending.withCountsAtLeast(stored)
+	}
+	if _, err := ts.storeLocked(ctx, storage, pending); err != nil {
 		return storageError(err, true)
 	}
 	ts.setPendingLocked(nil)

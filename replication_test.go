@@ -16,7 +16,7 @@ func (h *harness) onPerformanceStandby() *harness {
 	standby := *h
 	sys := logical.TestSystemView()
 	sys.ReplicationStateVal = consts.ReplicationPerformanceStandby
-	standby.b = newTestBackend(h.t, h.clock, h.logs, sys)
+	standby.b = newTestBackend(h.t, h.clock, h.logs, sys, h.storage)
 	return &standby
 }
 

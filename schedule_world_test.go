@@ -103,7 +103,7 @@ func (w *world) close() {
 // fast schedules.
 func (w *world) startBackend() {
 	w.logs = &logCapture{} // one backend's logs at a time keeps memory flat
-	b := newTestBackend(w.t, w.clock, w.logs, logical.TestSystemView())
+	b := newTestBackend(w.t, w.clock, w.logs, logical.TestSystemView(), w.storage)
 	b.tokens.failureCooldown = scheduleCooldown
 	// Long enough that a read waiting on a retry during an outage always
 	// gets that retry's verdict (a round takes well under a second here),

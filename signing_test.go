@@ -189,7 +189,7 @@ func TestSigningKeyInvalidate(t *testing.T) {
 	h.configure(nil)
 	h.mustWrite("signing-key", nil)
 	b := h.mustWrite("signing-key/next", nil).Data["fingerprint"]
-	other := newTestBackend(t, h.clock, h.logs, logical.TestSystemView())
+	other := newTestBackend(t, h.clock, h.logs, logical.TestSystemView(), h.storage)
 	key, err := other.signing.signer(context.Background(), h.storage)
 	if err != nil {
 		t.Fatal(err)

@@ -153,6 +153,11 @@ func (ts *tokenSource) storeStaleServes(ctx context.Context, storage logical.Sto
 	if err != nil || cfg == nil {
 		return err
 	}
+	// From storage, not the cached copy: a node that has lost its active
+	// role without knowing it yet (its Clean still to come) must add its
+	// serves to the newest stored counts, not write its older copy over
+	// them.
+	ts.cache.set(nil)
 	cur, err := ts.loadLocked(ctx, storage, cfg)
 	if err != nil {
 		return err

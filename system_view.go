@@ -43,8 +43,10 @@ func (v *cachedSystemView) ReplicationState() consts.ReplicationState {
 	return state
 }
 
-// Setup installs the caching system view before the framework keeps it.
+// Setup installs the caching system view before the framework keeps it,
+// and keeps the mount's storage for clean, which Vault calls with none.
 func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error {
+	b.storage = conf.StorageView
 	c := *conf
 	if conf.System != nil {
 		// Wall-clock time on purpose: the tests' fake clock must not freeze
