@@ -82,6 +82,15 @@ func (ts *tokenSource) changeConfigLocked(ctx context.Context, storage logical.S
 	if _, err := readTokenState(ctx, storage); err != nil {
 		return nil, nil, false, err
 	}
+	if prev == nil {
+		// A config delete whose second step failed left its tokens entry
+		// behind: tokens of no config, and counts a delete resets. Finish
+		// that delete first, so a new config starts from nothing.
+		if err := storage.Delete(ctx, tokensStoragePath); err != nil {
+			return nil, nil, false, fmt.Errorf("the tokens entry an earlier config delete left behind could not be removed, so nothing was written; write the config again: %w", err)
+		}
+		ts.cache.set(nil)
+	}
 
 	var pair *client.Pair
 	if change.verify {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -56,15 +57,15 @@ var (
 	mFailures = metricDef{"wetix_refresh_failures_total", counter, "mount",
 		"Refreshes that failed since the config was created (a config delete resets it; each failure after its retries)."}
 	mFailuresByKind = metricDef{"wetix_refresh_failures_by_kind_total", counter, "mount, kind",
-		"Refreshes that failed, by the kind of failure (" + failureKindLabels() + "); failures recorded before v0.2.0 appear only in wetix_refresh_failures_total."}
+		"Refreshes that failed since the config was created (a config delete resets it), by the kind of failure (" + failureKindLabels() + "); failures recorded before v0.2.0 appear only in wetix_refresh_failures_total."}
 	mFailing = metricDef{"wetix_refresh_failing", gauge, "mount, kind",
 		"1 for the kind of the last refresh's failure while no refresh has succeeded since, else 0; one series per kind (" + failureKindLabels() + ")."}
 	mLastFailure = metricDef{"wetix_last_refresh_failure_timestamp_seconds", gauge, "mount",
 		"When the last refresh failed, in unix seconds; no sample before the first failure."}
 	mStaleServes = metricDef{"wetix_stale_serves_total", counter, "mount",
-		"Token reads answered with the current, due access token instead of a new one (WeTix unavailable, a new client_secret not accepted yet, or Vault's storage failing), as stored: a serve is counted within a minute, and the count never goes down while the config exists."}
+		"Token reads answered with the current, due access token instead of a new one (WeTix unavailable, a new client_secret not accepted yet, or Vault's storage failing) since the config was created (a config delete resets it), as stored: a serve is counted within a minute, and the count never goes down while the config exists."}
 	mStaleServesByReason = metricDef{"wetix_stale_serves_by_reason_total", counter, "mount, reason",
-		"wetix_stale_serves_total by reason: " + staleReasonLabels() + "; serves stored before v0.2.0 are reason=\"" + staleBeforeReasons + "\"."}
+		"wetix_stale_serves_total by reason, since the config was created (a config delete resets it): " + staleReasonLabels() + "; serves counted before reasons were recorded (pre-release builds of v0.2.0) are reason=\"" + staleBeforeReasons + "\"."}
 	mAccessLeft = metricDef{"wetix_access_token_remaining_seconds", gauge, "mount",
 		"Seconds until the current access token expires (negative once expired); no sample while none is held."}
 	mServedLeft = metricDef{"wetix_access_token_served_remaining_seconds", gauge, "mount",
@@ -240,5 +241,8 @@ func lastRefreshFailed(st *tokenState) bool {
 
 // Whole seconds: the stored times come from WeTix's expires_in, which is in
 // seconds, and a fraction would only add noise to every scrape.
-func secondsUntil(t, now time.Time) float64 { return float64(t.Sub(now) / time.Second) }
+// secondsUntil is whole seconds, rounded down: a time passed by a fraction
+// of a second is already -1, never 0 (the HELP texts say "negative once
+// passed").
+func secondsUntil(t, now time.Time) float64 { return math.Floor(t.Sub(now).Seconds()) }
 func unixSeconds(t time.Time) float64       { return float64(t.Unix()) }
