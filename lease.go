@@ -109,17 +109,32 @@ func (ts *tokenSource) servable(st *tokenState, cfg *wetixConfig) bool {
 // carriesTTL: the token can carry a whole ttl lease from now, margin
 // included. It is what a due token needs to be served (servable) and what a
 // lease needs to be renewed (secret_access_token.go), so that a renewal is
-// granted exactly while a read would hand out the same token.
+// granted exactly while a read would hand out the same token on a full
+// lease.
 func carriesTTL(st *tokenState, cfg *wetixConfig, now time.Time) bool {
-	return st.hasAccessToken() && !now.After(servedUntil(st, cfg))
+	return st.hasAccessToken() && !now.After(fullLeaseUntil(st, cfg))
 }
 
-// servedUntil is the last instant st can carry a whole ttl lease, margin
+// fullLeaseUntil is the last instant st can carry a whole ttl lease, margin
 // included: past it a due token is no longer served (whatever WeTix says)
-// and its leases are no longer renewed. It is the one "served until" that
-// status advice, the docs and the reads share.
-func servedUntil(st *tokenState, cfg *wetixConfig) time.Time {
+// and its leases are no longer renewed.
+func fullLeaseUntil(st *tokenState, cfg *wetixConfig) time.Time {
 	return st.AccessExpiresAt.Add(-leaseMargin(st.accessLifetime()) - cfg.TTL)
+}
+
+// servedUntil is the last instant a read still gets st if no refresh
+// succeeds before then (WeTix down, say): the later of fullLeaseUntil (a due
+// token is served through the failure until then) and the last instant it
+// is not due (a token that is not due is served, on a cut lease if need be).
+// The second is later only for a token too short-lived to carry full ttl
+// leases (carriesFullLeases), which is due only in its refresh window. It is
+// the one "served until" that status, the metrics and the docs share.
+func servedUntil(st *tokenState, cfg *wetixConfig) time.Time {
+	until := fullLeaseUntil(st, cfg)
+	if d := dueAt(st, cfg); !d.IsZero() && d.Add(-time.Nanosecond).After(until) {
+		until = d.Add(-time.Nanosecond)
+	}
+	return until
 }
 
 // leaseTTL is the configured ttl cut short so that the lease ends a margin

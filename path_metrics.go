@@ -69,7 +69,7 @@ var (
 	mAccessLeft = metricDef{"wetix_access_token_remaining_seconds", gauge, "mount",
 		"Seconds until the current access token expires (negative once expired); no sample while none is held."}
 	mServedLeft = metricDef{"wetix_access_token_served_remaining_seconds", gauge, "mount",
-		"Seconds until the current access token is no longer served if it cannot be replaced before then (status served_until: its expiry less the lease margin and one ttl); past it, token reads fail while WeTix is unavailable or rejects the client secret. Alert on this, not on the expiry. Negative once passed; no sample while none is held."}
+		"Seconds until the current access token is no longer served if it cannot be replaced before then (status served_until: its expiry less the lease margin and one ttl, or for a token too short-lived to carry full ttl leases the instant before it is due); past it, token reads fail while WeTix is unavailable or rejects the client secret. Alert on this, not on the expiry. Negative once passed; no sample while none is held."}
 	mRefreshLeft = metricDef{"wetix_refresh_token_remaining_seconds", gauge, "mount",
 		"Seconds until the stored refresh token expires (negative once expired); no sample while none is held or WeTix gave no expiry."}
 	mRefreshUsable = metricDef{"wetix_refresh_token_usable", gauge, "mount",

@@ -62,7 +62,7 @@ var statusFields = map[string]*framework.FieldSchema{
 	"failures":                  {Type: framework.TypeInt64, Description: "Refreshes that failed (each may have retried several times), since the config was created (a config delete resets it)."},
 	"stale_serves":              {Type: framework.TypeInt64, Description: "Token reads answered with the current, due token instead of a new one (each with a warning), since the config was created (a config delete resets it), as stored: counted within a minute, never going down while the config exists."},
 	"stale_serves_by_reason":    {Type: framework.TypeMap, Description: `stale_serves by reason: "wetix_unavailable", "secret_pending" (a new client_secret not accepted yet), "storage_failed"; "unrecorded" for serves counted before reasons were recorded (pre-release builds of v0.2.0); since the config was created (a config delete resets it).`},
-	"served_until":              {Type: framework.TypeTime, Description: "The last instant the current token is served if it cannot be replaced before then: its expiry less the lease margin and one ttl (RFC 3339)."},
+	"served_until":              {Type: framework.TypeTime, Description: "The last instant the current token is served if it cannot be replaced before then (RFC 3339): its expiry less the lease margin and one ttl, or, for a token too short-lived to carry full ttl leases, the instant before it is due for refresh."},
 	"last_error":                {Type: framework.TypeString, Description: "The last refresh error, never containing a secret."},
 	"last_error_at":             {Type: framework.TypeTime, Description: "When the last error happened."},
 }
@@ -171,10 +171,10 @@ func health(st *tokenState, cfg *wetixConfig, now time.Time, due bool) (bool, st
 		return false, "WeTix rejects the client credentials. Write the current ones: vault write <mount>/config client_id=... client_secret=..."
 	case lastFailed && st.Stats.LastErrorKind == client.KindUntrusted.String():
 		return false, "The OAuth server's TLS certificate is not trusted. Check base_url with vault read <mount>/config; if a private CA or an intercepting proxy signs it, register the plugin with -env SSL_CERT_FILE=<CA bundle> and reload it (docs/network.md), or add the CA to the system CA store of every Vault node."
-	case lastFailed && servedThroughFailure(st.Stats.LastErrorKind) && carriesTTL(st, cfg, now):
-		return false, "The last refresh failed; the current access token is still served until " + formatServedUntil(st, cfg) + " (a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt) + ")." + retry
+	case lastFailed && servedThroughFailure(st.Stats.LastErrorKind) && st.hasAccessToken() && !now.After(servedUntil(st, cfg)):
+		return false, "The last refresh failed; the current access token is still served until " + formatServedUntil(st, cfg) + " (" + whyServedUntil(st, cfg) + ")." + retry
 	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt) && !due:
-		return false, "The last refresh failed; the current access token (expires at " + formatTime(st.AccessExpiresAt) + ") is served while it is not due for refresh; once due, token reads fail until a refresh succeeds." + retry
+		return false, "The last refresh failed; the current access token (expires at " + formatTime(st.AccessExpiresAt) + ") is served while it is not due for refresh (due at " + formatTime(dueAt(st, cfg)) + "); once due, token reads fail until a refresh succeeds." + retry
 	case lastFailed && st.hasAccessToken() && now.Before(st.AccessExpiresAt):
 		return false, "The last refresh failed and the current access token is no longer served (it is due for refresh, and " + notServedBecause(st, cfg, now) + "): token reads fail until a refresh succeeds." + retry
 	case lastFailed:
@@ -197,7 +197,15 @@ func notServedBecause(st *tokenState, cfg *wetixConfig, now time.Time) string {
 	if !servedThroughFailure(st.Stats.LastErrorKind) {
 		return "the failure is not one a due token is served through"
 	}
-	return "it can carry no full lease since " + formatServedUntil(st, cfg) + ", a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt)
+	return "it was served through the failure only until " + formatServedUntil(st, cfg) + ", " + whyServedUntil(st, cfg)
+}
+
+// whyServedUntil says which rule sets servedUntil, for the advice.
+func whyServedUntil(st *tokenState, cfg *wetixConfig) string {
+	if servedUntil(st, cfg).Equal(fullLeaseUntil(st, cfg)) {
+		return "a margin and one ttl before it expires at " + formatTime(st.AccessExpiresAt)
+	}
+	return "when it becomes due for refresh; it is too short-lived to carry full ttl leases, and expires at " + formatTime(st.AccessExpiresAt)
 }
 
 // previousSecretToken says whether reads still get the token obtained with
@@ -206,7 +214,7 @@ func previousSecretToken(st *tokenState, cfg *wetixConfig, now time.Time) string
 	if carriesTTL(st, cfg, now) {
 		return "the token obtained with the previous secret is still served until " + formatServedUntil(st, cfg)
 	}
-	return "the token obtained with the previous secret is no longer served (it can carry no full lease since " + formatServedUntil(st, cfg) + "), so token reads fail until WeTix accepts a secret"
+	return "the token obtained with the previous secret is no longer served (it can carry no full ttl lease since " + formatServedUntil(st, cfg) + "), so token reads fail until WeTix accepts a secret"
 }
 
 // formatServedUntil is servedUntil for status, "" while no token is held.

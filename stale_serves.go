@@ -19,7 +19,8 @@ const (
 var staleReasons = []string{staleWeTixFailed, staleSecretPending, staleStorageFailed}
 
 // staleBeforeReasons labels stale serves stored before they were counted by
-// reason (v0.1 entries): they appear in the total only, and in this series.
+// reason (by pre-release builds of v0.2.0; v0.1.0 counted none): they appear
+// in the total only, and in this series.
 const staleBeforeReasons = "unrecorded"
 
 // unsavedStaleServes counts, by reason, stale serves this node has made and
