@@ -43,30 +43,22 @@ func (r *run) sendSigned(ctx context.Context, accessToken string, inputJSON []by
 	})
 }
 
-// ruleFound is what the rule question learnt for the questions after it:
-// the rule whose signature alone got past the check ("" if none did), and
-// what a signature refusal looks like.
-type ruleFound struct {
-	rule    signature.Rule
-	refusal graphQLAnswer
-}
-
 // canonicalRule sends the same input signed under each rule, between two
 // sends signed over other bytes. Those two answers are what a signature
 // refusal looks like on this WeTix (its codes are undocumented); a rule
 // whose answer differs from it got past the signature check.
-func (r *run) canonicalRule(ctx context.Context, accessToken string) (a Answer, found ruleFound) {
-	a = Answer{ID: QCanonicalRule, Question: questionText[QCanonicalRule],
+func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
+	a := Answer{ID: QCanonicalRule, Question: questionText[QCanonicalRule],
 		Assumed: "`go` (the default canonical_json: Go's encoding/json re-encoding, < > & escaped, numbers as float64)"}
 	if r.cfg.SigningKey == nil {
 		a.Verdict, a.Finding = Unanswered, "not asked: no signing key"
 		a.Advice = "set WETIX_SIGNING_KEY_FILE to the PEM private key whose public key WeTix holds for this sandbox client"
-		return a, found
+		return a
 	}
 	inputJSON, err := json.Marshal(probeInput(r.cfg.SessionKey))
 	if err != nil {
 		a.Verdict, a.Finding = Unanswered, err.Error()
-		return a, found
+		return a
 	}
 	// Four sends: a wrong signature first and last, the two rules between.
 	// Each gets its own timestamp, one second apart and rising, so a WeTix
@@ -74,11 +66,9 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) (a Answer, 
 	// checks every signature; and the two wrong ones must be answered
 	// alike, or the answers depend on what came before (a replay guard on
 	// the input, a rate limit) and the rule cannot be read from them.
-	// The last send is a second before now: the same-second question after
-	// this one signs at now, a timestamp no send here has used.
-	lastAt := r.cfg.Now().Unix() - 1
+	now := r.cfg.Now().Unix()
 	sendAt := func(secondsAgo int64, canonical []byte) (graphQLAnswer, error) {
-		sig, _, err := signature.SignInput(r.cfg.SigningKey, r.cfg.ClientID, signature.CreateMovieOrder, canonical, lastAt-secondsAgo)
+		sig, _, err := signature.SignInput(r.cfg.SigningKey, r.cfg.ClientID, signature.CreateMovieOrder, canonical, now-secondsAgo)
 		if err != nil {
 			return graphQLAnswer{}, err
 		}
@@ -90,7 +80,7 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) (a Answer, 
 	if err != nil {
 		a.Verdict, a.Finding = Unanswered, err.Error()
 		a.Advice = "the signing key could not sign: it must be an RSA private key in PEM"
-		return a, found
+		return a
 	}
 	results := map[string]graphQLAnswer{}
 	for i, rule := range signature.Rules {
@@ -102,17 +92,17 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) (a Answer, 
 		}
 		a.Verdict, a.Finding = Unanswered, fmt.Sprintf("signing under %s: %v", rule, err)
 		a.Advice = "the signing key could not sign: it must be an RSA private key in PEM"
-		return a, found
+		return a
 	}
 	lastControl, err := sendAt(0, otherBytes)
 	if err != nil {
 		a.Verdict, a.Finding = Unanswered, err.Error()
-		return a, found
+		return a
 	}
 	for _, g := range append([]graphQLAnswer{control, lastControl}, results["go"], results["literal"]) {
 		if g.err != nil {
 			a.Verdict, a.Finding, a.Advice = Unanswered, "no answer: "+g.err.Error(), "check the GraphQL URL and the network, and run again"
-			return a, found
+			return a
 		}
 	}
 	if control.fingerprint() != lastControl.fingerprint() {
@@ -120,7 +110,7 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) (a Answer, 
 		a.Finding = fmt.Sprintf("a wrong signature, sent first: %s; the same, sent last: %s; go: %s; literal: %s",
 			r.outcome(control), r.outcome(lastControl), r.outcome(results["go"]), r.outcome(results["literal"]))
 		a.Advice = "two identical wrong signatures were answered differently, so WeTix's answer depended on the requests before it (a replay guard or a rate limit): run again in a few minutes, and if it repeats open an issue with this line"
-		return a, found
+		return a
 	}
 	passed := func(g graphQLAnswer) bool { return g.fingerprint() != control.fingerprint() }
 	goPassed, literalPassed := passed(results["go"]), passed(results["literal"])
@@ -128,11 +118,9 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) (a Answer, 
 		r.outcome(results["go"]), r.outcome(results["literal"]), r.outcome(control))
 	switch {
 	case goPassed && !literalPassed:
-		found = ruleFound{rule: signature.RuleGo, refusal: control}
 		a.Verdict = AsAssumed
 		a.Finding = "go (only the go signature got past the signature check); " + a.Finding
 	case literalPassed && !goPassed:
-		found = ruleFound{rule: signature.RuleLiteral, refusal: control}
 		a.Verdict = Differs
 		a.Finding = "literal (only the literal signature got past the signature check); " + a.Finding
 		a.Advice = "switch every mount: `vault write wetix/config canonical_json=literal`, and tell us in an issue"
@@ -143,7 +131,7 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) (a Answer, 
 		a.Verdict = Unanswered
 		a.Advice = "all four were answered alike, so WeTix refused the order before (or without) checking the signature: check that WeTix holds this key's public key, or give a real order session with WETIX_CHECK_SESSION_KEY and run again"
 	}
-	return a, found
+	return a
 }
 
 // outcome is one answer in a few words: accepted, or the refusal's status,
