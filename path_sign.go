@@ -123,6 +123,12 @@ func (b *backend) pathSignWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), logical.ErrInvalidRequest
 	}
+	// Whole seconds of Vault's clock, so orders signed together share a
+	// timestamp. WeTix documents it only as "the UNIX timestamp"; a replay
+	// guard keyed on it alone would refuse all but the first of them. Not
+	// worked around (spacing timestamps apart would need a cluster-wide
+	// counter and push them into the future under load); docs/signing.md
+	// says how an integrator checks it in the sandbox.
 	now := b.now()
 	ts := now.Unix()
 	if v, ok := d.GetOk("timestamp"); ok {

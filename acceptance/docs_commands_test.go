@@ -33,8 +33,8 @@ import (
 // operator would have: VAULT_ADDR, VAULT_TOKEN, `vault` on PATH, PLUGIN_DIR
 // (Vault's plugin_directory), RELEASE_DIR (a directory holding the release
 // zip for this platform and SHA256SUMS), WETIX_CLIENT_ID and
-// WETIX_CLIENT_SECRET (the emulator's), NEW_SECRET; key.pem, new.pem and
-// order.json in the working directory. environment=production|sandbox is
+// WETIX_CLIENT_SECRET (the emulator's), NEW_SECRET; key.pem, new.pem,
+// order.json, order-1.json and order-2.json in the working directory. environment=production|sandbox is
 // pointed at the emulator and /etc/prometheus/ at a scratch directory.
 
 type docBlock struct {
@@ -214,8 +214,14 @@ func writeDocFixtures(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
-	order := `{"sessionKey":"made-up-session","referenceId":"order-1&2","tickets":[{"type":"ADULT","quantity":2}],"customer":{"name":"Zoë <test>","email":"zoe@example.com"}}`
-	if err := os.WriteFile(filepath.Join(dir, "order.json"), []byte(order), 0o644); err != nil {
-		t.Fatal(err)
+	orders := map[string]string{
+		"order.json":   `{"sessionKey":"made-up-session","referenceId":"order-1&2","tickets":[{"type":"ADULT","quantity":2}],"customer":{"name":"Zoë <test>","email":"zoe@example.com"}}`,
+		"order-1.json": `{"sessionKey":"made-up-session-1","referenceId":"same-second-1","tickets":[{"type":"ADULT","quantity":1}]}`,
+		"order-2.json": `{"sessionKey":"made-up-session-2","referenceId":"same-second-2","tickets":[{"type":"ADULT","quantity":1}]}`,
+	}
+	for name, order := range orders {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(order), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

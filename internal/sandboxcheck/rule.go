@@ -129,7 +129,7 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
 		a.Advice = "both signatures got past, so WeTix did not tell them apart: open an issue with this line"
 	default:
 		a.Verdict = Unanswered
-		a.Advice = "all four were answered alike, so WeTix refused the order before (or without) checking the signature: check that WeTix holds this key's public key, or give a real order session with WETIX_CHECK_SESSION_KEY and run again"
+		a.Advice = "all four were answered alike, so WeTix refused the order before (or without) checking the signature: check that WeTix holds this key's public key and that this machine's clock is right (a refusal naming the timestamp means WeTix's window is narrower than the few seconds the check spans), or give a real order session with WETIX_CHECK_SESSION_KEY and run again"
 	}
 	return a
 }
