@@ -109,7 +109,7 @@ func (r *run) canonicalRule(ctx context.Context, accessToken string) Answer {
 		a.Verdict = Unanswered
 		a.Finding = fmt.Sprintf("a wrong signature, sent first: %s; the same, sent last: %s; go: %s; literal: %s",
 			r.outcome(control), r.outcome(lastControl), r.outcome(results["go"]), r.outcome(results["literal"]))
-		a.Advice = "two identical wrong signatures were answered differently, so WeTix's answer depended on the requests before it (a replay guard or a rate limit): run again in a few minutes, and if it repeats open an issue with this line"
+		a.Advice = "two identical wrong signatures were answered differently, so WeTix's answer depended on the requests before it (a replay guard or a rate limit) or on the seconds between them (a timestamp window of a second or two: check this machine's clock): run again in a few minutes, and if it repeats open an issue with this line"
 		return a
 	}
 	passed := func(g graphQLAnswer) bool { return g.fingerprint() != control.fingerprint() }
