@@ -202,3 +202,14 @@ func (l *logCapture) String() string {
 	defer l.mu.Unlock()
 	return string(l.buf)
 }
+
+// statusServedUntil is status's served_until, as text and as a time.
+func (h *harness) statusServedUntil() (string, time.Time) {
+	h.t.Helper()
+	raw, _ := h.status()["served_until"].(string)
+	until, err := time.Parse(time.RFC3339, raw)
+	if err != nil {
+		h.t.Fatalf("served_until %q: %v", raw, err)
+	}
+	return raw, until
+}

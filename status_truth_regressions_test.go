@@ -137,11 +137,7 @@ func TestStatusServedUntilIsTheLastInstantAReadIsServed(t *testing.T) {
 			old := h.readToken().Data["access_token"]
 			expires := h.stored().AccessExpiresAt
 			sc.fail(h)
-			raw, _ := h.status()["served_until"].(string)
-			until, err := time.Parse(time.RFC3339, raw)
-			if err != nil {
-				t.Fatalf("status served_until %q: %v", raw, err)
-			}
+			raw, until := h.statusServedUntil()
 			if !until.Before(expires) {
 				t.Fatalf("served_until %s is not before the token's expiry %s", raw, expires.Format(time.RFC3339))
 			}
@@ -321,11 +317,7 @@ func TestRenewalIsGrantedUntilServedUntilAndNotAfter(t *testing.T) {
 	lease, _ := h.issuedLease()
 	h.writeConfig(map[string]interface{}{"client_secret": "mistyped-secret"})
 	h.b.tokens.background.Wait()
-	raw, _ := h.status()["served_until"].(string)
-	until, err := time.Parse(time.RFC3339, raw)
-	if err != nil {
-		t.Fatalf("status served_until %q: %v", raw, err)
-	}
+	raw, until := h.statusServedUntil()
 	h.clock.Advance(until.Sub(h.clock.Now()))
 	if resp, err := h.renew(lease, 0, nil); errText(resp, err) != "" {
 		t.Fatalf("renewal at served_until %s refused: %s", raw, errText(resp, err))

@@ -196,11 +196,7 @@ func TestServedUntilIsTheLastServedInstantForATokenTooShortForFullLeases(t *test
 	h.configure(map[string]interface{}{"ttl": "55m"})
 	old := h.readToken().Data["access_token"]
 	h.wetix.Fault(wetixtest.FaultStatus(503, `{"error":"unavailable"}`))
-	raw, _ := h.status()["served_until"].(string)
-	until, err := time.Parse(time.RFC3339, raw)
-	if err != nil {
-		t.Fatalf("served_until %q: %v", raw, err)
-	}
+	raw, until := h.statusServedUntil()
 	h.clock.Advance(until.Sub(h.clock.Now()))
 	if r, err := h.request(logical.ReadOperation, "token", nil); errText(r, err) != "" || r.Data["access_token"] != old {
 		t.Errorf("at served_until %s with WeTix answering 503 the read was not served the token: %v", raw, errText(r, err))
@@ -243,11 +239,7 @@ func TestStaticTokenFollowsServedUntilAndTheGaugeIsNegativeOncePassed(t *testing
 	h.configure(map[string]interface{}{"ttl": "30s"})
 	old := h.readStatic().Data["access_token"]
 	h.wetix.Fault(wetixtest.FaultStatus(503, `{"error":"unavailable"}`))
-	raw, _ := h.status()["served_until"].(string)
-	until, err := time.Parse(time.RFC3339, raw)
-	if err != nil {
-		t.Fatalf("served_until %q: %v", raw, err)
-	}
+	raw, until := h.statusServedUntil()
 	h.clock.Advance(until.Sub(h.clock.Now()))
 	m, _ := h.scrape()
 	if g := m.MustValue(t, "wetix_access_token_served_remaining_seconds", mount()...); g != 0 {
@@ -426,8 +418,7 @@ func TestLeasedReadsFollowServedUntilWithACustomTTL(t *testing.T) {
 	h.configure(map[string]interface{}{"ttl": "30s"})
 	old := h.readToken().Data["access_token"]
 	h.wetix.Fault(wetixtest.FaultStatus(503, `{"error":"unavailable"}`))
-	raw, _ := h.status()["served_until"].(string)
-	until, _ := time.Parse(time.RFC3339, raw)
+	raw, until := h.statusServedUntil()
 	for !h.clock.Now().Add(20 * time.Second).After(until) {
 		h.readToken()
 		h.b.tokens.background.Wait()
