@@ -302,7 +302,11 @@ func (s *requestIDStamper) RoundTrip(req *http.Request) (*http.Response, error) 
 	return resp, nil
 }
 
-func TestCheckTellsTheRuleApartWhenRefusalsCarryRequestIDs(t *testing.T) {
+// wantRuleNamedDespite runs the check against a go-verifying and a
+// literal-verifying emulator, each made to misbehave, and wants the rule
+// row to name the emulator's rule.
+func wantRuleNamedDespite(t *testing.T, misbehave func(t *testing.T, f *fixture)) {
+	t.Helper()
 	for _, rule := range []struct {
 		emulator wetixtest.CanonicalRule
 		verdict  Verdict
@@ -316,11 +320,17 @@ func TestCheckTellsTheRuleApartWhenRefusalsCarryRequestIDs(t *testing.T) {
 			if err := f.srv.SetCanonicalRule(rule.emulator); err != nil {
 				t.Fatal(err)
 			}
-			f.cfg.Transport = &requestIDStamper{next: f.rec}
+			misbehave(t, &f)
 			rep, _ := f.run(t)
 			wantVerdict(t, rep, QCanonicalRule, rule.verdict, rule.finding)
 		})
 	}
+}
+
+func TestCheckTellsTheRuleApartWhenRefusalsCarryRequestIDs(t *testing.T) {
+	wantRuleNamedDespite(t, func(t *testing.T, f *fixture) {
+		f.cfg.Transport = &requestIDStamper{next: f.rec}
+	})
 }
 
 // guardGraphQL puts a WeTix-side guard in front of the emulator's GraphQL
@@ -353,37 +363,29 @@ func guardGraphQL(t *testing.T, f *fixture, refuse func(sig, input map[string]an
 	f.cfg.GraphQLURL = "http://" + ln.Addr().String() + "/graphql"
 }
 
+// seenBefore is a replay guard keyed on what key picks from a signed
+// mutation: true from the second time a key comes.
+func seenBefore(key func(sig, input map[string]any) any) func(sig, input map[string]any) bool {
+	var mu sync.Mutex
+	seen := map[any]bool{}
+	return func(sig, input map[string]any) bool {
+		k := key(sig, input)
+		mu.Lock()
+		defer mu.Unlock()
+		was := seen[k]
+		seen[k] = true
+		return was
+	}
+}
+
 // A WeTix that refuses a second signature with the same timestamp, before
 // checking it: if the rule question sent its signatures in the same second,
 // only the first would ever be checked, and the answer would be whatever
 // came first. Under either rule the check must still name the right one.
 func TestCheckTellsTheRuleApartBehindATimestampReplayGuard(t *testing.T) {
-	for _, rule := range []struct {
-		emulator wetixtest.CanonicalRule
-		verdict  Verdict
-		finding  string
-	}{
-		{wetixtest.RuleGo, AsAssumed, "go (only the go signature"},
-		{wetixtest.RuleLiteral, Differs, "literal (only the literal signature"},
-	} {
-		t.Run(string(rule.emulator), func(t *testing.T) {
-			f := newFixture(t, wetixtest.Options{})
-			if err := f.srv.SetCanonicalRule(rule.emulator); err != nil {
-				t.Fatal(err)
-			}
-			var mu sync.Mutex
-			seen := map[any]bool{}
-			guardGraphQL(t, &f, func(sig, _ map[string]any) bool {
-				mu.Lock()
-				defer mu.Unlock()
-				ts := sig["timestamp"]
-				defer func() { seen[ts] = true }()
-				return seen[ts]
-			})
-			rep, _ := f.run(t)
-			wantVerdict(t, rep, QCanonicalRule, rule.verdict, rule.finding)
-		})
-	}
+	wantRuleNamedDespite(t, func(t *testing.T, f *fixture) {
+		guardGraphQL(t, f, seenBefore(func(sig, _ map[string]any) any { return sig["timestamp"] }))
+	})
 }
 
 // A WeTix that refuses the same order input twice, before checking the
@@ -397,15 +399,7 @@ func TestCheckDoesNotGuessTheRuleBehindAnInputReplayGuard(t *testing.T) {
 			if err := f.srv.SetCanonicalRule(rule); err != nil {
 				t.Fatal(err)
 			}
-			var mu sync.Mutex
-			seen := map[any]bool{}
-			guardGraphQL(t, &f, func(_, input map[string]any) bool {
-				mu.Lock()
-				defer mu.Unlock()
-				ref := input["referenceId"]
-				defer func() { seen[ref] = true }()
-				return seen[ref]
-			})
+			guardGraphQL(t, &f, seenBefore(func(_, input map[string]any) any { return input["referenceId"] }))
 			rep, _ := f.run(t)
 			a := answer(t, rep, QCanonicalRule)
 			if a.Verdict != Unanswered || !strings.Contains(a.Advice, "answered differently") {
