@@ -82,6 +82,13 @@ func (ts *tokenSource) changeConfigLocked(ctx context.Context, storage logical.S
 	if _, err := readTokenState(ctx, storage); err != nil {
 		return nil, nil, false, err
 	}
+
+	var pair *client.Pair
+	if change.verify {
+		if pair, err = ts.newClient(cfg).ClientCredentials(ctx); err != nil {
+			return nil, nil, false, &inputError{msg: verifyRefusal(err)}
+		}
+	}
 	if prev == nil {
 		// A config delete whose second step failed left its tokens entry
 		// behind: tokens of no config, and counts a delete resets. Finish
@@ -90,13 +97,6 @@ func (ts *tokenSource) changeConfigLocked(ctx context.Context, storage logical.S
 			return nil, nil, false, fmt.Errorf("the tokens entry an earlier config delete left behind could not be removed, so nothing was written; write the config again: %w", err)
 		}
 		ts.cache.set(nil)
-	}
-
-	var pair *client.Pair
-	if change.verify {
-		if pair, err = ts.newClient(cfg).ClientCredentials(ctx); err != nil {
-			return nil, nil, false, &inputError{msg: verifyRefusal(err)}
-		}
 	}
 	if err := ts.configs.put(ctx, storage, cfg); err != nil {
 		// The write may have landed or not. Either way no stale failure of

@@ -69,7 +69,7 @@ var (
 	mAccessLeft = metricDef{"wetix_access_token_remaining_seconds", gauge, "mount",
 		"Seconds until the current access token expires (negative once expired); no sample while none is held."}
 	mServedLeft = metricDef{"wetix_access_token_served_remaining_seconds", gauge, "mount",
-		"Seconds until the current access token is no longer served if it cannot be replaced before then (status served_until: its expiry less the lease margin and one ttl, or for a token too short-lived to carry full ttl leases the instant before it is due); past it, token reads fail while WeTix is unavailable or rejects the client secret. Alert on this, not on the expiry. Negative once passed; no sample while none is held."}
+		"Seconds until the current access token is no longer served if it cannot be replaced before then (status served_until: its expiry less the lease margin and one ttl; the instant before it is due for a token too short-lived to carry full ttl leases, or after a refusal); past it, token reads fail while WeTix is unavailable or rejects the client secret. Alert on this, not on the expiry. Negative once passed; no sample while none is held."}
 	mRefreshLeft = metricDef{"wetix_refresh_token_remaining_seconds", gauge, "mount",
 		"Seconds until the stored refresh token expires (negative once expired); no sample while none is held or WeTix gave no expiry."}
 	mRefreshUsable = metricDef{"wetix_refresh_token_usable", gauge, "mount",
@@ -221,7 +221,7 @@ func (b *backend) metricFamilies(ctx context.Context, storage logical.Storage, m
 	}
 	if st.hasAccessToken() {
 		fam[mAccessLeft.name].add(secondsUntil(st.AccessExpiresAt, now), mount)
-		fam[mServedLeft.name].add(secondsUntil(servedUntil(st, cfg), now), mount)
+		fam[mServedLeft.name].add(secondsUntil(reportedServedUntil(st, cfg), now), mount)
 	}
 	if st.RefreshToken != "" && !st.RefreshExpiresAt.IsZero() {
 		fam[mRefreshLeft.name].add(secondsUntil(st.RefreshExpiresAt, now), mount)

@@ -62,7 +62,7 @@ var statusFields = map[string]*framework.FieldSchema{
 	"failures":                  {Type: framework.TypeInt64, Description: "Refreshes that failed (each may have retried several times), since the config was created (a config delete resets it)."},
 	"stale_serves":              {Type: framework.TypeInt64, Description: "Token reads answered with the current, due token instead of a new one (each with a warning), since the config was created (a config delete resets it), as stored: counted within a minute, never going down while the config exists."},
 	"stale_serves_by_reason":    {Type: framework.TypeMap, Description: `stale_serves by reason: "wetix_unavailable", "secret_pending" (a new client_secret not accepted yet), "storage_failed"; "unrecorded" for serves counted before reasons were recorded (pre-release builds of v0.2.0); since the config was created (a config delete resets it).`},
-	"served_until":              {Type: framework.TypeTime, Description: "The last instant the current token is served if it cannot be replaced before then (RFC 3339): its expiry less the lease margin and one ttl, or, for a token too short-lived to carry full ttl leases, the instant before it is due for refresh."},
+	"served_until":              {Type: framework.TypeTime, Description: "The last instant the current token is served if it cannot be replaced before then (RFC 3339): its expiry less the lease margin and one ttl; the instant before it is due for refresh for a token too short-lived to carry full ttl leases, or after a refusal (rejected credentials, an untrusted certificate), which a due token is not served through."},
 	"last_error":                {Type: framework.TypeString, Description: "The last refresh error, never containing a secret."},
 	"last_error_at":             {Type: framework.TypeTime, Description: "When the last error happened."},
 }
@@ -217,12 +217,33 @@ func previousSecretToken(st *tokenState, cfg *wetixConfig, now time.Time) string
 	return "the token obtained with the previous secret is no longer served (it can carry no full ttl lease since " + formatServedUntil(st, cfg) + "), so token reads fail until WeTix accepts a secret"
 }
 
-// formatServedUntil is servedUntil for status, "" while no token is held.
+// formatServedUntil is reportedServedUntil for status, "" while no token
+// is held.
 func formatServedUntil(st *tokenState, cfg *wetixConfig) string {
 	if !st.hasAccessToken() {
 		return ""
 	}
-	return formatTime(servedUntil(st, cfg))
+	return formatTime(reportedServedUntil(st, cfg))
+}
+
+// reportedServedUntil is servedUntil as status and the metrics report it.
+// servedUntil assumes the failures to come are ones a due token is served
+// through (WeTix unavailable, storage). After a refusal (a rejected client,
+// an untrusted certificate, a 4xx), with no refresh succeeding since, the
+// next refresh is taken to be refused too: the token is then served only
+// while it is not due. A pending secret change is served through any
+// failure (failures.go), so it keeps servedUntil.
+func reportedServedUntil(st *tokenState, cfg *wetixConfig) time.Time {
+	until := servedUntil(st, cfg)
+	refused := !st.Stats.LastErrorAt.IsZero() && st.Stats.LastErrorAt.After(st.Stats.LastRefreshAt) &&
+		!servedThroughFailure(st.Stats.LastErrorKind)
+	if !refused || st.secretPending(cfg) {
+		return until
+	}
+	if d := dueAt(st, cfg); !d.IsZero() && d.Add(-time.Nanosecond).Before(until) {
+		return d.Add(-time.Nanosecond)
+	}
+	return until
 }
 
 func formatTime(t time.Time) string {

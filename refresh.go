@@ -25,7 +25,10 @@ func (ts *tokenSource) refreshLocked(ctx context.Context, storage logical.Storag
 		return outcome{err: errNotConfigured}
 	}
 	if err := ts.flushPendingLocked(ctx, storage); err != nil {
-		return outcome{cfg: cfg, err: err}
+		// Storage is still failing: the current token is served through
+		// it, as on the write that first failed.
+		cur, _ := ts.loadLocked(ctx, storage, cfg)
+		return outcome{cfg: cfg, base: cur, err: err}
 	}
 	cur, err := ts.loadLocked(ctx, storage, cfg)
 	if err != nil {
@@ -103,10 +106,15 @@ func (ts *tokenSource) flushPendingLocked(ctx context.Context, storage logical.S
 	// since (stale serves, failures) raised the stored ones, and counters
 	// must not go back. No refresh can have run meanwhile (each flushes
 	// first), so each stored count is either the pair's or a later one.
-	pending := ts.pending
-	if stored := ts.cache.get(); stored != nil {
-		pending = pending.withCountsAtLeast(stored)
+	stored := ts.cache.get()
+	if stored == nil {
+		var err error
+		if stored, err = readTokenState(ctx, storage); err != nil {
+			// Written blind, the pair could take counts back.
+			return storageError(err, true)
+		}
 	}
+	pending := ts.pending.withCountsAtLeast(stored)
 	if _, err := ts.storeLocked(ctx, storage, pending); err != nil {
 		return storageError(err, true)
 	}

@@ -77,11 +77,18 @@ func (w *world) checkServedUntil(after storedView) error {
 	// Through an outage a read is served while the token is not due, and
 	// once due while it can carry a full ttl lease (servable); a token
 	// obtained with a since-replaced secret is due whatever the clock says.
+	// After a refusal (the README: a due token is served through WeTix
+	// being unavailable or storage failing, nothing else) the next refresh
+	// is taken to be refused too, so only a token that is not due is.
 	pending := after.secretChangePending()
+	refused := after.refusedSinceLastRefresh()
 	served := func(at time.Time) (yes, maybe bool) {
 		yes, maybe = servable(c, ttl, at)
 		if pending {
 			return yes, maybe
+		}
+		if refused {
+			yes, maybe = false, false
 		}
 		allDue, someDue := due(c, ttl, at)
 		return yes || !someDue, maybe || !allDue

@@ -37,7 +37,10 @@ type rawTokens struct {
 	RefreshIssuedAt  time.Time `json:"refresh_issued_at"`
 	RefreshExpiresAt time.Time `json:"refresh_expires_at"`
 	Stats            struct {
-		Refreshes uint64 `json:"refreshes"`
+		Refreshes     uint64    `json:"refreshes"`
+		LastRefreshAt time.Time `json:"last_refresh_at"`
+		LastErrorKind string    `json:"last_error_kind"`
+		LastErrorAt   time.Time `json:"last_error_at"`
 	} `json:"stats"`
 }
 
@@ -93,6 +96,16 @@ func (v storedView) credential() credential {
 // brought a pair of its own; the stored tokens came with the previous one.
 func (v storedView) secretChangePending() bool {
 	return v.cfg != nil && v.tok != nil && v.tok.Generation == v.cfg.Generation && v.tok.SecretSerial != v.cfg.SecretSerial
+}
+
+// refusedSinceLastRefresh: the last refresh failed with a refusal (not
+// "transient" or "storage") and none has succeeded since.
+func (v storedView) refusedSinceLastRefresh() bool {
+	if v.tok == nil || v.tok.Stats.LastErrorAt.IsZero() || !v.tok.Stats.LastErrorAt.After(v.tok.Stats.LastRefreshAt) {
+		return false
+	}
+	k := v.tok.Stats.LastErrorKind
+	return k != "transient" && k != "storage"
 }
 
 func (v storedView) ttl() time.Duration {

@@ -154,14 +154,17 @@ func (ts *tokenSource) storeStaleServes(ctx context.Context, storage logical.Sto
 	if err != nil || cfg == nil {
 		return err
 	}
-	// From storage, not the cached copy: a node that has lost its active
-	// role without knowing it yet (its Clean still to come) must add its
-	// serves to the newest stored counts, not write its older copy over
-	// them.
-	ts.cache.set(nil)
 	cur, err := ts.loadLocked(ctx, storage, cfg)
 	if err != nil {
 		return err
+	}
+	// The cached copy, which may be newer than storage (a sent mark
+	// cleared in memory when its write failed), with its counts raised to
+	// the stored ones: a node that lost its active role without knowing it
+	// yet (its Clean still to come) must add its serves to the newest
+	// stored counts, not write its older ones over them.
+	if stored, err := readTokenState(ctx, storage); err == nil {
+		cur = cur.withCountsAtLeast(stored)
 	}
 	_, err = ts.storeLocked(ctx, storage, cur)
 	return err
