@@ -68,28 +68,7 @@ func wantStoredStaleServesNonDecreasing(t *testing.T, seq []uint64) {
 // flush raises each count to the stored one).
 func TestAPendingPairStoredLaterKeepsTheStaleServesStoredMeanwhile(t *testing.T) {
 	h := newHarness(t)
-	rec := &staleWriteRecorder{Storage: h.storage.Storage}
-	h.storage.Storage = rec
-	h.configure(map[string]interface{}{"ttl": "1m"})
-	h.makeDue()
-
-	var puts atomic.Int32
-	h.storage.setHook(func(op, key string) error {
-		// 1st tokens put: the sent mark (lands); 2nd: the new pair (fails).
-		if op == "put" && key == tokensStoragePath && puts.Add(1) == 2 {
-			return errStorageDown
-		}
-		return nil
-	})
-	resp := h.readToken()
-	h.b.tokens.background.Wait()
-	h.storage.setHook(nil)
-	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "storage") {
-		t.Fatalf("scenario: want a storage_failed stale serve, warnings %v", resp.Warnings)
-	}
-	if !h.b.tokens.hasPending.Load() {
-		t.Fatal("scenario: want the new pair pending in memory")
-	}
+	rec := h.pendingPairAfterAFailedWrite()
 	if err := h.tick(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,10 +260,7 @@ func TestStaleServesByReasonSumToTheTotal(t *testing.T) {
 	h.put(tokensStoragePath, raw)
 	h.restart()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
-	for i := 0; i < 2; i++ {
-		h.readToken()
-		h.b.tokens.background.Wait()
-	}
+	h.readsInTheOutage(2)
 	if err := h.tick(); err != nil {
 		t.Fatal(err)
 	}
@@ -314,10 +290,7 @@ func TestANewClientIDKeepsEveryCounter(t *testing.T) {
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
-	for i := 0; i < 2; i++ {
-		h.readToken()
-		h.b.tokens.background.Wait()
-	}
+	h.readsInTheOutage(2)
 	if err := h.tick(); err != nil {
 		t.Fatal(err)
 	}
@@ -371,10 +344,7 @@ func TestAReloadStoresTheServesNotYetStored(t *testing.T) {
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
-	for i := 0; i < 2; i++ {
-		h.readToken()
-		h.b.tokens.background.Wait()
-	}
+	h.readsInTheOutage(2)
 	if !h.b.tokens.unsavedStale.any() {
 		t.Fatal("scenario: want unstored serves before the reload")
 	}
@@ -453,10 +423,7 @@ func TestAFailedPeriodicSaveNeitherLosesNorDoublesServes(t *testing.T) {
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
-	for i := 0; i < 3; i++ {
-		h.readToken()
-		h.b.tokens.background.Wait()
-	}
+	h.readsInTheOutage(3)
 	h.storage.failPuts.Store(true)
 	_ = h.tick()
 	h.storage.failPuts.Store(false)
@@ -468,4 +435,44 @@ func TestAFailedPeriodicSaveNeitherLosesNorDoublesServes(t *testing.T) {
 	if n := h.status()["stale_serves"]; n != uint64(3) {
 		t.Errorf("stale_serves = %v after 3 stale reads and a failed then a good tick (writes %v)", n, rec.writes())
 	}
+}
+
+// readsInTheOutage reads the token n times, each to the end of the refresh
+// it starts: with WeTix failing and the token due, n stale serves.
+func (h *harness) readsInTheOutage(n int) {
+	h.t.Helper()
+	for i := 0; i < n; i++ {
+		h.readToken()
+		h.b.tokens.background.Wait()
+	}
+}
+
+// pendingPairAfterAFailedWrite records every tokens write, makes the token
+// due and reads it while the refresh's final write fails: the sent mark is
+// stored, the new pair waits in memory, and the read is one storage_failed
+// stale serve. Storage works again afterwards.
+func (h *harness) pendingPairAfterAFailedWrite() *staleWriteRecorder {
+	h.t.Helper()
+	rec := &staleWriteRecorder{Storage: h.storage.Storage}
+	h.storage.Storage = rec
+	h.configure(map[string]interface{}{"ttl": "1m"})
+	h.makeDue()
+	var puts atomic.Int32
+	h.storage.setHook(func(op, key string) error {
+		// 1st tokens put: the sent mark (lands); 2nd: the new pair (fails).
+		if op == "put" && key == tokensStoragePath && puts.Add(1) == 2 {
+			return errStorageDown
+		}
+		return nil
+	})
+	resp := h.readToken()
+	h.b.tokens.background.Wait()
+	h.storage.setHook(nil)
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "storage") {
+		h.t.Fatalf("scenario: want a storage_failed stale serve, warnings %v", resp.Warnings)
+	}
+	if !h.b.tokens.hasPending.Load() {
+		h.t.Fatal("scenario: want the new pair pending in memory")
+	}
+	return rec
 }

@@ -25,27 +25,7 @@ import (
 // reads storage's counts first (or does not write).
 func TestAPendingFlushWithNoCachedCopyKeepsTheStoredCounts(t *testing.T) {
 	h := newHarness(t)
-	rec := &staleWriteRecorder{Storage: h.storage.Storage}
-	h.storage.Storage = rec
-	h.configure(map[string]interface{}{"ttl": "1m"})
-	h.makeDue()
-
-	var puts atomic.Int32
-	h.storage.setHook(func(op, key string) error {
-		// 1st tokens put: the sent mark; 2nd: the new pair (fails).
-		if op == "put" && key == tokensStoragePath && puts.Add(1) == 2 {
-			return errStorageDown
-		}
-		return nil
-	})
-	if resp := h.readToken(); len(resp.Warnings) == 0 {
-		t.Fatal("scenario: want a storage_failed stale serve")
-	}
-	h.b.tokens.background.Wait()
-	h.storage.setHook(nil)
-	if !h.b.tokens.hasPending.Load() {
-		t.Fatal("scenario: want the new pair pending")
-	}
+	rec := h.pendingPairAfterAFailedWrite()
 	// Two more readers of that same failing flight, counted a moment later.
 	ep := h.b.tokens.unsavedStale.epoch()
 	h.b.tokens.noteStaleServe(staleStorageFailed, ep)
