@@ -227,8 +227,7 @@ func TestCleanAfterADeleteOrOnAStandbyWritesNothing(t *testing.T) {
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
-	h.readToken()
-	h.b.tokens.background.Wait()
+	h.readsInTheOutage(1)
 	if !h.b.tokens.unsavedStale.any() {
 		t.Fatal("scenario: want unsaved serves")
 	}
@@ -262,8 +261,7 @@ func TestCleanDoesNotBlockOnAHangingStorage(t *testing.T) {
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
-	h.readToken()
-	h.b.tokens.background.Wait()
+	h.readsInTheOutage(1)
 	h.b.storage = ctxStorage{h.storage}
 	done := make(chan struct{})
 	go func() { h.b.Clean(context.Background()); close(done) }()
