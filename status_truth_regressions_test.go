@@ -5,6 +5,7 @@ package wetix
 // exists (Prometheus reads a drop as a reset, and alerts on increase() fire).
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +326,71 @@ func TestRenewalIsGrantedUntilServedUntilAndNotAfter(t *testing.T) {
 	h.clock.Advance(time.Second)
 	if resp, err := h.renew(lease, 0, nil); errText(resp, err) == "" {
 		t.Fatalf("renewal one second past served_until %s granted", raw)
+	}
+}
+
+// served_until follows the last failure's kind: after a refusal it is the
+// instant before the token is due (a due token is not served through a
+// refusal); once a transient failure follows, it is back to expiry less
+// margin and ttl, and reads are served through the outage until then.
+func TestServedUntilFollowsTheLastFailureKind(t *testing.T) {
+	h := newHarness(t)
+	h.configure(map[string]interface{}{"ttl": "1m"})
+	tok := h.readToken().Data["access_token"]
+	h.clock.Advance(10 * time.Minute)
+	cfg, _ := h.b.configFor(context.Background(), h.storage)
+
+	h.wetix.Fault(wetixtest.FaultInvalidClient())
+	_, _ = h.request(logical.UpdateOperation, "rotate", nil)
+	h.b.tokens.background.Wait()
+	st := h.stored()
+	_, afterRefusal := h.statusServedUntil()
+	if want := dueAt(st, cfg).Add(-time.Nanosecond).Truncate(time.Second); !afterRefusal.Equal(want) {
+		t.Fatalf("after invalid_client, served_until %s, want the instant before due %s", afterRefusal, want)
+	}
+
+	h.wetix.ClearFaults()
+	h.wetix.Fault(wetixtest.FaultStatus(503, `{"error":"unavailable"}`))
+	_, _ = h.request(logical.UpdateOperation, "rotate", nil)
+	h.b.tokens.background.Wait()
+	_, afterOutage := h.statusServedUntil()
+	if want := fullLeaseUntil(h.stored(), cfg).Truncate(time.Second); !afterOutage.Equal(want) {
+		t.Fatalf("after a 503, served_until %s, want expiry less margin and ttl %s", afterOutage, want)
+	}
+	if !afterOutage.After(afterRefusal) {
+		t.Fatalf("the outage's served_until %s is not later than the refusal's %s", afterOutage, afterRefusal)
+	}
+	h.clock.Advance(afterOutage.Sub(h.clock.Now()))
+	if r, err := h.request(logical.ReadOperation, "token", nil); errText(r, err) != "" || r.Data["access_token"] != tok {
+		t.Errorf("at served_until %s through a 503 the read was not served the token: %s", afterOutage, errText(r, err))
+	}
+	h.b.tokens.background.Wait()
+}
+
+// verify=true refusing a create changes nothing, not even the tokens entry
+// a half-failed delete left behind (it is removed only once the create goes
+// ahead).
+func TestAVerifyRefusalOnCreateLeavesTheLeftoverTokensEntry(t *testing.T) {
+	h := newHarness(t)
+	h.configure(nil)
+	h.readToken()
+	h.storage.setHook(func(op, key string) error {
+		if op == "delete" && key == tokensStoragePath {
+			return errStorageDown
+		}
+		return nil
+	})
+	if r, err := h.request(logical.DeleteOperation, "config", nil); errText(r, err) == "" {
+		t.Fatal("scenario: want the delete's second step to fail")
+	}
+	h.storage.setHook(nil)
+	r, err := h.request(logical.CreateOperation, "config", map[string]interface{}{
+		"client_id": "test-client-id", "client_secret": "a-wrong-secret", "base_url": h.wetix.URL(), "verify": true,
+	})
+	if msg := errText(r, err); !strings.Contains(msg, "Nothing was changed") {
+		t.Fatalf("verify=true with a wrong secret: %q", msg)
+	}
+	if e, _ := h.storage.Storage.Get(context.Background(), tokensStoragePath); e == nil {
+		t.Error("a refused verify removed the leftover tokens entry: it said nothing was changed")
 	}
 }
