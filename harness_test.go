@@ -213,3 +213,22 @@ func (h *harness) statusServedUntil() (string, time.Time) {
 	}
 	return raw, until
 }
+
+// halfFailedConfigDelete deletes the config while deleting the tokens entry
+// fails: the config is gone, its tokens entry left behind, and the delete
+// answers an error. keepFailing leaves tokens deletes failing afterwards.
+func (h *harness) halfFailedConfigDelete(keepFailing bool) {
+	h.t.Helper()
+	h.storage.setHook(func(op, key string) error {
+		if op == "delete" && key == tokensStoragePath {
+			return errStorageDown
+		}
+		return nil
+	})
+	if r, err := h.request(logical.DeleteOperation, "config", nil); errText(r, err) == "" {
+		h.t.Fatal("scenario: want the config delete's second step (the tokens entry) to fail")
+	}
+	if !keepFailing {
+		h.storage.setHook(nil)
+	}
+}

@@ -45,6 +45,13 @@ func (s *staleWriteRecorder) Put(ctx context.Context, e *logical.StorageEntry) e
 	return nil
 }
 
+// recordTokensWrites puts a staleWriteRecorder under the harness's storage.
+func (h *harness) recordTokensWrites() *staleWriteRecorder {
+	rec := &staleWriteRecorder{Storage: h.storage.Storage}
+	h.storage.Storage = rec
+	return rec
+}
+
 func (s *staleWriteRecorder) writes() []uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -83,8 +90,7 @@ func TestAPendingPairStoredLaterKeepsTheStaleServesStoredMeanwhile(t *testing.T)
 // the counts back and stores them again: one serve counted twice.
 func TestAPeriodicSaveWhoseAckIsLostCountsEachServeOnce(t *testing.T) {
 	h := newHarness(t)
-	rec := &staleWriteRecorder{Storage: h.storage.Storage}
-	h.storage.Storage = rec
+	rec := h.recordTokensWrites()
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
@@ -112,8 +118,7 @@ func TestAPeriodicSaveWhoseAckIsLostCountsEachServeOnce(t *testing.T) {
 // what storage holds.
 func TestAnOldActiveNodesSaveAddsToTheNewerStoredCount(t *testing.T) {
 	h := newHarness(t)
-	rec := &staleWriteRecorder{Storage: h.storage.Storage}
-	h.storage.Storage = rec
+	rec := h.recordTokensWrites()
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
@@ -319,17 +324,7 @@ func TestAConfigCreatedAfterAHalfFailedDeleteStartsFromZero(t *testing.T) {
 	h.readToken()
 	h.makeDue()
 	h.readToken()
-	h.storage.setHook(func(op, key string) error {
-		if op == "delete" && key == tokensStoragePath {
-			return errStorageDown
-		}
-		return nil
-	})
-	resp, err := h.request(logical.DeleteOperation, "config", nil)
-	h.storage.setHook(nil)
-	if errText(resp, err) == "" {
-		t.Fatal("scenario: want the tokens delete to fail")
-	}
+	h.halfFailedConfigDelete(false)
 	h.configure(nil)
 	if n := h.status()["refreshes"]; n != uint64(0) {
 		t.Errorf("after a config delete (tokens delete failed, reported) and re-create, refreshes = %v, want 0", n)
@@ -418,8 +413,7 @@ func TestLeasedReadsFollowServedUntilWithACustomTTL(t *testing.T) {
 // nothing lost, nothing counted twice.
 func TestAFailedPeriodicSaveNeitherLosesNorDoublesServes(t *testing.T) {
 	h := newHarness(t)
-	rec := &staleWriteRecorder{Storage: h.storage.Storage}
-	h.storage.Storage = rec
+	rec := h.recordTokensWrites()
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	h.wetix.Fault(wetixtest.FaultHTML(502))
@@ -453,8 +447,7 @@ func (h *harness) readsInTheOutage(n int) {
 // stale serve. Storage works again afterwards.
 func (h *harness) pendingPairAfterAFailedWrite() *staleWriteRecorder {
 	h.t.Helper()
-	rec := &staleWriteRecorder{Storage: h.storage.Storage}
-	h.storage.Storage = rec
+	rec := h.recordTokensWrites()
 	h.configure(map[string]interface{}{"ttl": "1m"})
 	h.makeDue()
 	var puts atomic.Int32
