@@ -204,6 +204,7 @@ func (ts *tokenSource) deleteConfig(ctx context.Context, storage logical.Storage
 		return fmt.Errorf("deleting the config failed; try again: %w", err)
 	}
 	ts.unsavedStale.forget()
+	ts.lastStored = nil
 	ts.setPendingLocked(nil)
 	ts.failure.Store(nil)
 	ts.cache.set(nil)

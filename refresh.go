@@ -106,15 +106,19 @@ func (ts *tokenSource) flushPendingLocked(ctx context.Context, storage logical.S
 	// since (stale serves, failures) raised the stored ones, and counters
 	// must not go back. No refresh can have run meanwhile (each flushes
 	// first), so each stored count is either the pair's or a later one.
+	pending := ts.pending
 	stored := ts.cache.get()
 	if stored == nil {
-		var err error
-		if stored, err = readTokenState(ctx, storage); err != nil {
-			// Written blind, the pair could take counts back.
-			return storageError(err, true)
+		// The pair's refresh token may be the only live one, so it is
+		// stored even when the counts to keep cannot be read: a count that
+		// goes back is the lesser harm.
+		stored, _ = readTokenState(ctx, storage)
+	}
+	for _, known := range []*tokenState{stored, ts.lastStored} {
+		if known != nil {
+			pending = pending.withCountsAtLeast(known)
 		}
 	}
-	pending := ts.pending.withCountsAtLeast(stored)
 	if _, err := ts.storeLocked(ctx, storage, pending); err != nil {
 		return storageError(err, true)
 	}

@@ -163,9 +163,19 @@ func (ts *tokenSource) storeStaleServes(ctx context.Context, storage logical.Sto
 	// the stored ones: a node that lost its active role without knowing it
 	// yet (its Clean still to come) must add its serves to the newest
 	// stored counts, not write its older ones over them.
-	if stored, err := readTokenState(ctx, storage); err == nil {
-		cur = cur.withCountsAtLeast(stored)
+	stored, err := readTokenState(ctx, storage)
+	if err != nil {
+		return err
 	}
-	_, err = ts.storeLocked(ctx, storage, cur)
+	if stored.Generation != cur.Generation {
+		// Storage moved on under this node's copies (another writer
+		// deleted the config or retired its tokens): writing the copy would
+		// bring back tokens of no config. Forget the copies; the serves go
+		// out with the next write, built from what storage holds.
+		ts.cache.set(nil)
+		ts.configs.invalidate()
+		return nil
+	}
+	_, err = ts.storeLocked(ctx, storage, cur.withCountsAtLeast(stored))
 	return err
 }

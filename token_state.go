@@ -3,6 +3,7 @@ package wetix
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -99,34 +100,23 @@ func (s *tokenState) forGeneration(cfg *wetixConfig) *tokenState {
 	return &tokenState{Generation: cfg.Generation, SecretSerial: cfg.SecretSerial, RefreshToken: cfg.SeedRefreshToken, Stats: stats}
 }
 
-// withCountsAtLeast returns s (a copy) with each counter raised to o's
-// where o's is higher; everything else is s's.
+// withCountsAtLeast returns s (a copy) with each group of counters taken
+// from o where o's total is higher: refreshes with their grant split,
+// failures with their kinds, stale serves with their reasons. A group moves
+// whole, so its parts still sum to its total. Everything else is s's.
 func (s *tokenState) withCountsAtLeast(o *tokenState) *tokenState {
 	c := s.clone()
 	mine, theirs := &c.Stats, &o.Stats
-	for _, n := range []struct{ mine, theirs *uint64 }{
-		{&mine.Refreshes, &theirs.Refreshes}, {&mine.RefreshGrants, &theirs.RefreshGrants}, {&mine.CredentialGrants, &theirs.CredentialGrants},
-		{&mine.Failures, &theirs.Failures}, {&mine.StaleServes, &theirs.StaleServes},
-	} {
-		*n.mine = max(*n.mine, *n.theirs)
+	if theirs.Refreshes > mine.Refreshes {
+		mine.Refreshes, mine.RefreshGrants, mine.CredentialGrants = theirs.Refreshes, theirs.RefreshGrants, theirs.CredentialGrants
 	}
-	mine.FailuresByKind = maxByKey(mine.FailuresByKind, theirs.FailuresByKind)
-	mine.StaleServesByReason = maxByKey(mine.StaleServesByReason, theirs.StaleServesByReason)
+	if theirs.Failures > mine.Failures {
+		mine.Failures, mine.FailuresByKind = theirs.Failures, maps.Clone(theirs.FailuresByKind)
+	}
+	if theirs.StaleServes > mine.StaleServes {
+		mine.StaleServes, mine.StaleServesByReason = theirs.StaleServes, maps.Clone(theirs.StaleServesByReason)
+	}
 	return c
-}
-
-func maxByKey(a, b map[string]uint64) map[string]uint64 {
-	if len(b) == 0 {
-		return a
-	}
-	out := make(map[string]uint64, len(a)+len(b))
-	for k, n := range a {
-		out[k] = n
-	}
-	for k, n := range b {
-		out[k] = max(out[k], n)
-	}
-	return out
 }
 
 func (s *tokenState) clone() *tokenState {

@@ -39,6 +39,10 @@ type tokenSource struct {
 	// written before anything else happens: the refresh token inside it may be
 	// the only live one. Guarded by mu.
 	pending *tokenState
+	// lastStored is this node's last successful tokens write (under mu).
+	// Unlike the cache, Invalidate keeps it: a pending pair stored while
+	// the entry cannot be read still keeps the counts this node stored.
+	lastStored *tokenState
 	// hasPending mirrors pending != nil for the periodic tick, which flushes
 	// it without taking mu when there is nothing to do.
 	hasPending atomic.Bool
@@ -213,6 +217,7 @@ func (ts *tokenSource) storeLocked(ctx context.Context, storage logical.Storage,
 		return nil, err
 	}
 	ts.cache.set(st)
+	ts.lastStored = st
 	return st, nil
 }
 
